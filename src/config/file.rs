@@ -1,0 +1,86 @@
+//! What the TOML files say, as written: every value keeps its span so that validation can point
+//! at it. Nothing here is checked beyond its TOML type; `model` turns it into checked types.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The main file, e.g. `apidns.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MainFile {
+    pub server: ServerSection,
+    #[serde(default)]
+    pub probe: ProbeSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Spanned<Vec<Spanned<String>>>,
+    pub http: Option<Spanned<String>>,
+    pub zones: Option<Spanned<String>>,
+    pub tcp_idle_timeout: Option<Spanned<String>>,
+    pub tcp_max_connections: Option<Spanned<i64>>,
+    pub max_udp_payload: Option<Spanned<i64>>,
+}
+
+/// Probe settings, as defaults under `[probe]` or as a pool's `probe = { ... }` override.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSection {
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub fast_interval: Option<Spanned<String>>,
+    pub rise: Option<Spanned<i64>>,
+    pub fall: Option<Spanned<i64>>,
+}
+
+/// One zone file under the zones directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneFile {
+    pub origin: Spanned<String>,
+    pub ttl: Option<Spanned<i64>>,
+    pub soa: Option<Spanned<SoaSection>>,
+    #[serde(default)]
+    pub records: Vec<Spanned<RecordEntry>>,
+    #[serde(default)]
+    pub pool: BTreeMap<Spanned<String>, Spanned<PoolSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoaSection {
+    pub mname: Spanned<String>,
+    pub rname: Spanned<String>,
+    pub serial: Option<Spanned<i64>>,
+    pub refresh: Option<Spanned<i64>>,
+    pub retry: Option<Spanned<i64>>,
+    pub expire: Option<Spanned<i64>>,
+    pub minimum: Option<Spanned<i64>>,
+    pub ttl: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordEntry {
+    pub name: Spanned<String>,
+    #[serde(rename = "type")]
+    pub record_type: Spanned<String>,
+    pub value: Spanned<String>,
+    pub ttl: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSection {
+    pub members: Spanned<Vec<Spanned<String>>>,
+    pub port: Option<Spanned<i64>>,
+    pub ttl: Option<Spanned<i64>>,
+    pub all_down: Option<Spanned<String>>,
+    pub min_up: Option<Spanned<i64>>,
+    pub max_answers: Option<Spanned<i64>>,
+    pub probe: Option<ProbeSection>,
+}

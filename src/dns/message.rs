@@ -1,0 +1,171 @@
+//! One DNS message in, at most one out: parsing, protocol checks, and encoding with truncation.
+//! Both transports call [`respond`]; it never panics on any input.
+
+use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
+
+use super::answer::{Answer, resolve};
+use crate::zone::Snapshot;
+
+/// The transport a query came over: it decides how large the answer may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The smallest UDP size every DNS client accepts (RFC 1035).
+const CLASSIC_UDP_SIZE: u16 = 512;
+
+/// Answers one query message. `None` means send nothing: the bytes were too short to carry a
+/// header, or they were a response (answering those invites reflection loops).
+pub fn respond(
+    snapshot: &Snapshot,
+    query: &[u8],
+    transport: Transport,
+    max_udp_payload: u16,
+) -> Option<Vec<u8>> {
+    let mut decoder = BinDecoder::new(query);
+    let header = Header::read(&mut decoder).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let mut metadata = Metadata::response_from_request(&header.metadata);
+
+    let Ok((queries, request_edns)) = read_body(&mut decoder, &header) else {
+        // The question cannot be trusted, so the answer is the header alone.
+        metadata.response_code = ResponseCode::FormErr;
+        return Some(header_only(metadata));
+    };
+
+    let response_edns = request_edns.as_ref().map(|_| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(max_udp_payload.max(CLASSIC_UDP_SIZE));
+        edns.set_version(0);
+        edns
+    });
+    let edns_ref = response_edns.as_ref();
+    let error = if request_edns.as_ref().is_some_and(|edns| edns.version() > 0) {
+        Some(ResponseCode::BADVERS)
+    } else if header.metadata.op_code != OpCode::Query {
+        Some(ResponseCode::NotImp)
+    } else if queries.len() != 1 {
+        Some(ResponseCode::FormErr)
+    } else {
+        None
+    };
+    if let Some(code) = error {
+        metadata.response_code = code;
+        return Some(encode_error(metadata, &queries, edns_ref));
+    }
+
+    let question = &queries.queries()[0];
+    let answer = resolve(
+        snapshot,
+        question.name(),
+        question.query_type(),
+        question.query_class(),
+    );
+    let limit = match transport {
+        Transport::Tcp => u16::MAX,
+        Transport::Udp => match &request_edns {
+            Some(edns) => edns
+                .max_payload()
+                .clamp(CLASSIC_UDP_SIZE, max_udp_payload.max(CLASSIC_UDP_SIZE)),
+            None => CLASSIC_UDP_SIZE,
+        },
+    };
+    metadata.response_code = answer.rcode;
+    metadata.authoritative = answer.authoritative;
+    Some(encode_answer(metadata, &queries, edns_ref, &answer, limit))
+}
+
+/// The question and the OPT record; the other sections of a query are read only to check them.
+fn read_body(
+    decoder: &mut BinDecoder<'_>,
+    header: &Header,
+) -> Result<(Queries, Option<Edns>), hickory_proto::serialize::binary::DecodeError> {
+    let counts = header.counts;
+    let op_code = header.metadata.op_code;
+    let queries = Queries::read(decoder, counts.queries as usize)?;
+    Message::read_records(decoder, counts.answers as usize, false, op_code)?;
+    Message::read_records(decoder, counts.authorities as usize, false, op_code)?;
+    let (_, edns, _) = Message::read_records(decoder, counts.additionals as usize, true, op_code)?;
+    Ok((queries, edns))
+}
+
+fn encode_error(metadata: Metadata, queries: &Queries, edns: Option<&Edns>) -> Vec<u8> {
+    let answer = Answer {
+        rcode: metadata.response_code,
+        authoritative: false,
+        answers: Vec::new(),
+        authority: Vec::new(),
+        additional: Vec::new(),
+    };
+    encode_answer(metadata, queries, edns, &answer, u16::MAX)
+}
+
+/// Encodes the answer within `limit` bytes. When it does not fit, the client gets the question
+/// alone with TC=1 (and its OPT), and asks again over TCP: a partial answer would only be
+/// thrown away by resolvers, and a partial additional section could hide glue.
+fn encode_answer(
+    metadata: Metadata,
+    queries: &Queries,
+    edns: Option<&Edns>,
+    answer: &Answer,
+    limit: u16,
+) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(512);
+    let mut builder = MessageResponseBuilder::new(queries, None);
+    if let Some(edns) = edns {
+        builder.edns(edns);
+    }
+    let response = builder.build(
+        metadata,
+        answer.answers.iter(),
+        answer.authority.iter(),
+        std::iter::empty(),
+        answer.additional.iter(),
+    );
+    let mut encoder = BinEncoder::new(&mut buffer);
+    encoder.set_max_size(limit);
+    if let Ok(header) = response.destructive_emit(&mut encoder)
+        && !header.truncation
+    {
+        return buffer;
+    }
+
+    let mut truncated = metadata;
+    truncated.truncation = true;
+    buffer.clear();
+    let mut builder = MessageResponseBuilder::new(queries, None);
+    if let Some(edns) = edns {
+        builder.edns(edns);
+    }
+    let mut encoder = BinEncoder::new(&mut buffer);
+    if builder
+        .build_no_records(truncated)
+        .destructive_emit(&mut encoder)
+        .is_ok()
+    {
+        return buffer;
+    }
+    // Only a question too large for any message gets here; answer with the bare header.
+    let mut failure = metadata;
+    failure.response_code = ResponseCode::ServFail;
+    header_only(failure)
+}
+
+/// A response of the header alone, no sections.
+fn header_only(metadata: Metadata) -> Vec<u8> {
+    let header = Header {
+        metadata,
+        counts: Default::default(),
+    };
+    let mut buffer = Vec::with_capacity(12);
+    let mut encoder = BinEncoder::new(&mut buffer);
+    // A 12-byte header always encodes into an unbounded buffer.
+    let _ = hickory_proto::serialize::binary::BinEncodable::emit(&header, &mut encoder);
+    buffer
+}

@@ -1,0 +1,7 @@
+//! The DNS protocol side: deciding answers and turning messages into bytes.
+
+pub mod answer;
+pub mod message;
+
+pub use answer::{Answer, resolve};
+pub use message::{Transport, respond};

@@ -1,0 +1,5 @@
+//! Health of pool members.
+
+mod status;
+
+pub use status::{Health, MemberStatus};

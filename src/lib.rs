@@ -1,0 +1,10 @@
+//! apidns: an authoritative DNS server that answers a Kubernetes API server name with the
+//! addresses of the API servers that are alive right now.
+
+pub mod app;
+pub mod config;
+pub mod dns;
+pub mod health;
+pub mod logging;
+pub mod server;
+pub mod zone;

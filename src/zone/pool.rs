@@ -1,0 +1,243 @@
+//! A pool at run time: its members' health, the live set built from it, and the rotation.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{RData, Record, RecordType};
+
+use crate::config::{AllDown, PoolConfig};
+use crate::health::{Health, MemberStatus};
+
+/// One member: where it is and how it is doing.
+#[derive(Debug)]
+pub struct PoolMember {
+    pub address: SocketAddr,
+    pub status: Arc<MemberStatus>,
+}
+
+/// Why a pool's answer is what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveState {
+    /// Answering with the members that are up.
+    Healthy,
+    /// Too few members up (none, or fewer than `min_up`): answering with every member.
+    AllAnswered,
+    /// Too few members up and `all_down = "none"`: answering NODATA.
+    NoneAnswered,
+}
+
+/// The records a pool answers right now, built once per health change and read by every query.
+#[derive(Debug)]
+pub struct LiveSet {
+    pub v4: Vec<Record>,
+    pub v6: Vec<Record>,
+    /// Members currently up.
+    pub up: usize,
+    pub state: LiveState,
+}
+
+impl LiveSet {
+    pub fn records(&self, record_type: RecordType) -> &[Record] {
+        match record_type {
+            RecordType::A => &self.v4,
+            RecordType::AAAA => &self.v6,
+            _ => &[],
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Pool {
+    pub config: PoolConfig,
+    pub members: Vec<PoolMember>,
+    live: ArcSwap<LiveSet>,
+    /// One counter per address family: a shared one would advance twice for every A + AAAA
+    /// pair that dual-stack clients send, and with two members the A answer would never rotate.
+    rotation_v4: AtomicUsize,
+    rotation_v6: AtomicUsize,
+}
+
+impl Pool {
+    pub fn new(config: PoolConfig, members: Vec<PoolMember>) -> Self {
+        let live = build_live_set(&config, &members);
+        Self {
+            config,
+            members,
+            live: ArcSwap::from_pointee(live),
+            rotation_v4: AtomicUsize::new(0),
+            rotation_v6: AtomicUsize::new(0),
+        }
+    }
+
+    /// The current live set.
+    pub fn live(&self) -> Arc<LiveSet> {
+        self.live.load_full()
+    }
+
+    /// Rebuilds the live set from the members' health; swaps it in and returns true when it
+    /// changed.
+    pub fn refresh(&self) -> bool {
+        let next = build_live_set(&self.config, &self.members);
+        let current = self.live.load();
+        let same = current.state == next.state
+            && current.up == next.up
+            && current.v4 == next.v4
+            && current.v6 == next.v6;
+        if !same {
+            self.live.store(Arc::new(next));
+        }
+        !same
+    }
+
+    /// The answer records for `record_type`, rotated by one position per query and cut to
+    /// `max_answers`.
+    pub fn answer(&self, record_type: RecordType) -> Vec<Record> {
+        let live = self.live.load();
+        let records = live.records(record_type);
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let counter = match record_type {
+            RecordType::AAAA => &self.rotation_v6,
+            _ => &self.rotation_v4,
+        };
+        let start = counter.fetch_add(1, Ordering::Relaxed) % records.len();
+        let count = records.len().min(self.config.max_answers);
+        records
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(count)
+            .cloned()
+            .collect()
+    }
+}
+
+fn build_live_set(config: &PoolConfig, members: &[PoolMember]) -> LiveSet {
+    let up = members
+        .iter()
+        .filter(|member| member.status.health() == Health::Up)
+        .count();
+    let too_few = up == 0 || up < config.min_up;
+    let (state, answered): (LiveState, Vec<&PoolMember>) = match (too_few, config.all_down) {
+        (false, _) => (
+            LiveState::Healthy,
+            members
+                .iter()
+                .filter(|member| member.status.health() == Health::Up)
+                .collect(),
+        ),
+        (true, AllDown::All) => (LiveState::AllAnswered, members.iter().collect()),
+        (true, AllDown::None) => (LiveState::NoneAnswered, Vec::new()),
+    };
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for member in answered {
+        match member.address.ip() {
+            IpAddr::V4(ip) => v4.push(Record::from_rdata(
+                config.name.clone(),
+                config.ttl,
+                RData::A(A(ip)),
+            )),
+            IpAddr::V6(ip) => v6.push(Record::from_rdata(
+                config.name.clone(),
+                config.ttl,
+                RData::AAAA(AAAA(ip)),
+            )),
+        }
+    }
+    LiveSet { v4, v6, up, state }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProbeSettings;
+
+    fn pool(members: &[(&str, Health)], all_down: AllDown, min_up: usize) -> Pool {
+        let members: Vec<PoolMember> = members
+            .iter()
+            .map(|(address, health)| PoolMember {
+                address: address.parse().unwrap(),
+                status: Arc::new(MemberStatus::new(*health)),
+            })
+            .collect();
+        let config = PoolConfig {
+            name: "api.k8s.example.com.".parse().unwrap(),
+            ttl: 5,
+            members: members.iter().map(|m| m.address).collect(),
+            all_down,
+            min_up,
+            max_answers: 10,
+            probe: ProbeSettings::default(),
+        };
+        Pool::new(config, members)
+    }
+
+    fn addresses(records: &[Record]) -> Vec<String> {
+        records.iter().map(|r| r.data.to_string()).collect()
+    }
+
+    #[test]
+    fn rotates_by_one_per_query_and_per_family() {
+        let pool = pool(
+            &[
+                ("192.0.2.1:6443", Health::Up),
+                ("192.0.2.2:6443", Health::Up),
+                ("192.0.2.3:6443", Health::Up),
+                ("[2001:db8::1]:6443", Health::Up),
+            ],
+            AllDown::All,
+            0,
+        );
+        assert_eq!(
+            addresses(&pool.answer(RecordType::A)),
+            ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        );
+        assert_eq!(addresses(&pool.answer(RecordType::AAAA)), ["2001:db8::1"]);
+        assert_eq!(
+            addresses(&pool.answer(RecordType::A)),
+            ["192.0.2.2", "192.0.2.3", "192.0.2.1"]
+        );
+        assert_eq!(
+            addresses(&pool.answer(RecordType::A)),
+            ["192.0.2.3", "192.0.2.1", "192.0.2.2"]
+        );
+    }
+
+    #[test]
+    fn only_up_members_are_answered_and_all_down_applies() {
+        let pool = pool(
+            &[
+                ("192.0.2.1:6443", Health::Up),
+                ("192.0.2.2:6443", Health::Down),
+            ],
+            AllDown::None,
+            0,
+        );
+        assert_eq!(addresses(&pool.answer(RecordType::A)), ["192.0.2.1"]);
+        pool.members[0].status.set(Health::Down);
+        assert!(pool.refresh());
+        assert!(pool.answer(RecordType::A).is_empty());
+        assert_eq!(pool.live().state, LiveState::NoneAnswered);
+        assert!(!pool.refresh(), "nothing changed");
+    }
+
+    #[test]
+    fn min_up_answers_everyone_when_too_few_are_up() {
+        let pool = pool(
+            &[
+                ("192.0.2.1:6443", Health::Up),
+                ("192.0.2.2:6443", Health::Down),
+                ("192.0.2.3:6443", Health::Pending),
+            ],
+            AllDown::All,
+            2,
+        );
+        assert_eq!(pool.live().state, LiveState::AllAnswered);
+        assert_eq!(pool.answer(RecordType::A).len(), 3);
+    }
+}

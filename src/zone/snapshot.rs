@@ -1,0 +1,210 @@
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+use super::pool::{Pool, PoolMember};
+use crate::config::{Config, PoolConfig, ZoneConfig};
+use crate::health::MemberStatus;
+
+/// Everything apidns serves, as of one configuration load.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Most specific zone first, so that the first match is the longest.
+    zones: Vec<Zone>,
+}
+
+impl Snapshot {
+    /// Builds the served view of `config`. `status_of` hands out each member's health cell, so
+    /// that a member kept across reloads keeps its state.
+    pub fn build(
+        config: &Config,
+        mut status_of: impl FnMut(&PoolConfig, SocketAddr) -> Arc<MemberStatus>,
+    ) -> Self {
+        let mut zones: Vec<Zone> = config
+            .zones
+            .iter()
+            .map(|zone| Zone::build(zone, &mut status_of))
+            .collect();
+        zones.sort_by_key(|zone| std::cmp::Reverse(zone.origin.num_labels()));
+        Self { zones }
+    }
+
+    /// The zone that `name` belongs to, if apidns serves it.
+    pub fn find_zone(&self, name: &LowerName) -> Option<&Zone> {
+        self.zones.iter().find(|zone| zone.origin.zone_of(name))
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
+        self.zones.iter().flat_map(|zone| zone.pools.iter())
+    }
+
+    /// Rebuilds every pool's live set from its members' health; true when any changed.
+    pub fn refresh_live_sets(&self) -> bool {
+        self.pools()
+            .fold(false, |changed, pool| pool.refresh() | changed)
+    }
+}
+
+/// One name in a zone: its static record sets and, for a pool name, the pool. A node with
+/// neither is an empty non-terminal: it exists because names below it do.
+#[derive(Debug, Default)]
+pub struct Node {
+    /// Record sets, one per type.
+    rrsets: Vec<(RecordType, Vec<Record>)>,
+    pub pool: Option<Arc<Pool>>,
+}
+
+impl Node {
+    /// Static records of `record_type` at this node.
+    pub fn rrset(&self, record_type: RecordType) -> Option<&[Record]> {
+        self.rrsets
+            .iter()
+            .find(|(rtype, _)| *rtype == record_type)
+            .map(|(_, records)| records.as_slice())
+    }
+
+    /// Every static record set, in type order.
+    pub fn rrsets(&self) -> impl Iterator<Item = &[Record]> {
+        self.rrsets.iter().map(|(_, records)| records.as_slice())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rrsets.is_empty() && self.pool.is_none()
+    }
+}
+
+/// Where a name falls within a zone.
+#[derive(Debug)]
+pub enum ZoneLookup<'a> {
+    /// The name exists (possibly as an empty non-terminal).
+    Node(&'a Node),
+    /// The name is at or below a delegation to another server: `cut` holds the NS records.
+    Delegation(&'a [Record]),
+    /// The name does not exist.
+    NxDomain,
+}
+
+#[derive(Debug)]
+pub struct Zone {
+    pub origin: LowerName,
+    pub config: ZoneConfig,
+    /// The SOA record as answered to SOA queries.
+    pub soa: Record,
+    /// The SOA record for negative answers: its TTL is min(SOA TTL, minimum), per RFC 2308.
+    pub negative_soa: Record,
+    nodes: HashMap<LowerName, Node>,
+    /// Whether any name below the apex carries NS records (a delegation).
+    has_delegations: bool,
+    pub pools: Vec<Arc<Pool>>,
+}
+
+impl Zone {
+    fn build(
+        config: &ZoneConfig,
+        status_of: &mut impl FnMut(&PoolConfig, SocketAddr) -> Arc<MemberStatus>,
+    ) -> Self {
+        let origin = config.origin.clone();
+        let soa_data = SOA::new(
+            config.soa.mname.clone(),
+            config.soa.rname.clone(),
+            config.soa.serial,
+            config.soa.refresh as i32,
+            config.soa.retry as i32,
+            config.soa.expire as i32,
+            config.soa.minimum,
+        );
+        let soa = Record::from_rdata(origin.clone(), config.soa.ttl, RData::SOA(soa_data));
+        let mut negative_soa = soa.clone();
+        negative_soa.ttl = config.soa.ttl.min(config.soa.minimum);
+
+        let mut nodes: HashMap<LowerName, Node> = HashMap::new();
+        let mut add = |name: &Name, record: Option<Record>, pool: Option<Arc<Pool>>| {
+            // Every name between this one and the origin exists, as an empty non-terminal.
+            let mut ancestor = name.base_name();
+            while origin.zone_of(&ancestor) && ancestor != origin {
+                nodes.entry(LowerName::new(&ancestor)).or_default();
+                ancestor = ancestor.base_name();
+            }
+            let node = nodes.entry(LowerName::new(name)).or_default();
+            if let Some(record) = record {
+                let rtype = record.record_type();
+                match node.rrsets.iter_mut().find(|(t, _)| *t == rtype) {
+                    Some((_, records)) => records.push(record),
+                    None => {
+                        node.rrsets.push((rtype, vec![record]));
+                        node.rrsets.sort_by_key(|(t, _)| u16::from(*t));
+                    }
+                }
+            }
+            if pool.is_some() {
+                node.pool = pool;
+            }
+        };
+
+        add(&origin, Some(soa.clone()), None);
+        for record in &config.records {
+            add(&record.name, Some(record.clone()), None);
+        }
+        let mut pools = Vec::with_capacity(config.pools.len());
+        for pool_config in &config.pools {
+            let members = pool_config
+                .members
+                .iter()
+                .map(|&address| PoolMember {
+                    address,
+                    status: status_of(pool_config, address),
+                })
+                .collect();
+            let pool = Arc::new(Pool::new(pool_config.clone(), members));
+            add(&pool_config.name, None, Some(pool.clone()));
+            pools.push(pool);
+        }
+
+        let has_delegations = config
+            .records
+            .iter()
+            .any(|r| r.record_type() == RecordType::NS && r.name != origin);
+        Self {
+            origin: LowerName::new(&origin),
+            config: config.clone(),
+            soa,
+            negative_soa,
+            nodes,
+            has_delegations,
+            pools,
+        }
+    }
+
+    /// Finds `name` (which must be in this zone), honouring delegations below the apex.
+    pub fn lookup(&self, name: &LowerName) -> ZoneLookup<'_> {
+        if self.has_delegations {
+            // Walk down from just below the apex: the topmost cut wins.
+            for labels in self.origin.num_labels() + 1..=name.num_labels() {
+                let ancestor = LowerName::new(&Name::from(name).trim_to(labels as usize));
+                if let Some(ns) = self
+                    .nodes
+                    .get(&ancestor)
+                    .and_then(|node| node.rrset(RecordType::NS))
+                {
+                    return ZoneLookup::Delegation(ns);
+                }
+            }
+        }
+        match self.nodes.get(name) {
+            Some(node) => ZoneLookup::Node(node),
+            None => ZoneLookup::NxDomain,
+        }
+    }
+
+    /// The node at exactly `name`, ignoring delegations: used for glue.
+    pub fn node(&self, name: &LowerName) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+}
