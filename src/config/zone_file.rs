@@ -311,14 +311,17 @@ fn parse_record(
 /// means what it looks like.
 fn parse_rdata(record_type: RecordType, value: &str, origin: &Name) -> Result<RData, String> {
     if record_type == RecordType::TXT && !value.trim_start().starts_with('"') {
-        let chunks: Vec<String> = value
-            .as_bytes()
-            .chunks(255)
-            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
-            .collect();
-        return Ok(RData::TXT(TXT::new(chunks)));
+        return Ok(RData::TXT(TXT::new(character_strings(value))));
     }
     let data = RData::try_from_str(record_type, value).map_err(|error| error.to_string())?;
+    if let RData::TXT(txt) = &data
+        && let Some(long) = txt.txt_data.iter().find(|string| string.len() > 255)
+    {
+        return Err(format!(
+            "a quoted string is {} bytes long; DNS allows 255 per string, so split it into several quoted strings",
+            long.len()
+        ));
+    }
     let qualify = |name: &Name| -> Result<Name, String> {
         let name = if name.is_fqdn() {
             name.clone()
@@ -342,6 +345,25 @@ fn parse_rdata(record_type: RecordType, value: &str, origin: &Name) -> Result<RD
         )),
         other => other,
     })
+}
+
+/// Splits `text` into TXT character-strings of at most 255 bytes, each cut at a character
+/// boundary so that no multi-byte character is split between two strings. Empty text is one
+/// empty string: TXT data holds at least one.
+fn character_strings(text: &str) -> Vec<String> {
+    let mut strings = Vec::with_capacity(text.len() / 255 + 1);
+    let mut rest = text;
+    while rest.len() > 255 {
+        let mut end = 255;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (head, tail) = rest.split_at(end);
+        strings.push(head.to_string());
+        rest = tail;
+    }
+    strings.push(rest.to_string());
+    strings
 }
 
 /// Rules that involve other records: CNAME stands alone and not at the apex, no duplicates.
@@ -562,6 +584,23 @@ rname = "hostmaster.example.com."
             .find(|r| r.record_type() == RecordType::TXT)
             .unwrap();
         assert_eq!(txt.data.to_string(), "v=spf1 -all");
+    }
+
+    #[test]
+    fn long_txt_is_split_at_character_boundaries() {
+        let value = format!("{}é{}", "a".repeat(254), "b".repeat(300));
+        let strings = character_strings(&value);
+        assert_eq!(
+            strings.iter().map(String::len).collect::<Vec<_>>(),
+            [254, 255, 47]
+        );
+        assert_eq!(strings.concat(), value);
+        assert_eq!(character_strings(""), [""]);
+        assert_eq!(character_strings(&"x".repeat(255)).len(), 1);
+
+        let quoted = format!("\"{}\"", "x".repeat(256));
+        let error = parse_rdata(RecordType::TXT, &quoted, &Name::root()).unwrap_err();
+        assert!(error.contains("256 bytes"), "{error}");
     }
 
     #[test]

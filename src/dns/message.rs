@@ -2,6 +2,7 @@
 //! Both transports call [`respond`]; it never panics on any input.
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
@@ -39,10 +40,12 @@ pub fn respond(
         return Some(header_only(metadata));
     };
 
-    let response_edns = request_edns.as_ref().map(|_| {
+    let response_edns = request_edns.as_ref().map(|request| {
         let mut edns = Edns::new();
         edns.set_max_payload(max_udp_payload.max(CLASSIC_UDP_SIZE));
         edns.set_version(0);
+        // RFC 3225: the DO bit is copied from the query (we sign nothing, so it changes nothing).
+        edns.set_dnssec_ok(request.flags().dnssec_ok);
         edns
     });
     let edns_ref = response_edns.as_ref();
@@ -106,9 +109,12 @@ fn encode_error(metadata: Metadata, queries: &Queries, edns: Option<&Edns>) -> V
     encode_answer(metadata, queries, edns, &answer, u16::MAX)
 }
 
-/// Encodes the answer within `limit` bytes. When it does not fit, the client gets the question
-/// alone with TC=1 (and its OPT), and asks again over TCP: a partial answer would only be
-/// thrown away by resolvers, and a partial additional section could hide glue.
+/// Encodes the answer within `limit` bytes. An answer that fits only without its additional
+/// section is sent without it: TC is not for extra data (RFC 2181 section 9), and an NS answer
+/// is complete without addresses. A referral is the exception, since a resolver may not get
+/// any further without its glue (RFC 9471). When the rest does not fit either, the client gets
+/// the question alone with TC=1 (and its OPT), and asks again over TCP: a partial answer would
+/// only be thrown away by resolvers, and a partial additional section could hide glue.
 fn encode_answer(
     metadata: Metadata,
     queries: &Queries,
@@ -117,22 +123,12 @@ fn encode_answer(
     limit: u16,
 ) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(512);
-    let mut builder = MessageResponseBuilder::new(queries, None);
-    if let Some(edns) = edns {
-        builder.edns(edns);
+    if emit_within(&mut buffer, metadata, queries, edns, answer, true, limit) {
+        return buffer;
     }
-    let response = builder.build(
-        metadata,
-        answer.answers.iter(),
-        answer.authority.iter(),
-        std::iter::empty(),
-        answer.additional.iter(),
-    );
-    let mut encoder = BinEncoder::new(&mut buffer);
-    encoder.set_max_size(limit);
-    if let Ok(header) = response.destructive_emit(&mut encoder)
-        && !header.truncation
-    {
+    // AA is clear on referrals (and on refusals, which carry no additional section).
+    let droppable = answer.authoritative && !answer.additional.is_empty();
+    if droppable && emit_within(&mut buffer, metadata, queries, edns, answer, false, limit) {
         return buffer;
     }
 
@@ -155,6 +151,39 @@ fn encode_answer(
     let mut failure = metadata;
     failure.response_code = ResponseCode::ServFail;
     header_only(failure)
+}
+
+/// Encodes the answer (with or without its additional section) into `buffer`; true when all
+/// of it fits in `limit` bytes.
+fn emit_within(
+    buffer: &mut Vec<u8>,
+    metadata: Metadata,
+    queries: &Queries,
+    edns: Option<&Edns>,
+    answer: &Answer,
+    with_additional: bool,
+    limit: u16,
+) -> bool {
+    buffer.clear();
+    let mut builder = MessageResponseBuilder::new(queries, None);
+    if let Some(edns) = edns {
+        builder.edns(edns);
+    }
+    let additional: &[Record] = if with_additional {
+        &answer.additional
+    } else {
+        &[]
+    };
+    let response = builder.build(
+        metadata,
+        answer.answers.iter(),
+        answer.authority.iter(),
+        std::iter::empty(),
+        additional.iter(),
+    );
+    let mut encoder = BinEncoder::new(buffer);
+    encoder.set_max_size(limit);
+    matches!(response.destructive_emit(&mut encoder), Ok(header) if !header.truncation)
 }
 
 /// A response of the header alone, no sections.
