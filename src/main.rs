@@ -38,6 +38,13 @@ enum Command {
         #[arg(long, default_value = "info")]
         log_level: String,
     },
+    /// Probe every pool member once and print the results; exit status 0 when every pool has
+    /// at least one member up. Useful when setting up a node.
+    #[command(after_help = "Example:\n  apidns probe --config apidns.toml")]
+    Probe {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Validate the configuration and print a summary; exit status 1 when it is invalid.
     #[command(after_help = "Example:\n  apidns check --config apidns.toml")]
     Check {
@@ -49,6 +56,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { config } => check(&config),
+        Command::Probe { config } => probe(&config),
         Command::Serve {
             config,
             log_format,
@@ -67,6 +75,31 @@ fn check(path: &std::path::Path) -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn probe(path: &std::path::Path) -> ExitCode {
+    let config = match apidns::config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let results = runtime.block_on(apidns::health::probe_round(&config));
+    let (table, every_pool_up) = apidns::health::round_table(&config, &results);
+    print!("{table}");
+    if every_pool_up {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

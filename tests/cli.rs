@@ -23,7 +23,7 @@ fn check_accepts_the_example_and_prints_a_summary() {
     );
     assert!(stdout.contains("zone k8s.example.com."), "{stdout}");
     assert!(stdout.contains("pool api.k8s.example.com."), "{stdout}");
-    assert!(stdout.contains("member [2001:db8::10]:6443"), "{stdout}");
+    assert!(stdout.contains("member [::1]:6443"), "{stdout}");
 }
 
 #[test]

@@ -1,7 +1,11 @@
 //! The health of one pool member as the rest of apidns sees it: a small shared cell that the
-//! prober writes and the live-set builder reads.
+//! prober writes, the live-set builder reads (one atomic load), and reports read in full.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::probe::ProbeFailure;
 
 /// What is known about a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,16 +27,38 @@ impl Health {
     }
 }
 
+/// The latest probe and its history, for status pages and the `probe` command.
+#[derive(Debug, Clone)]
+pub struct ProbeReport {
+    /// When the health last changed (or the member was first seen).
+    pub since: SystemTime,
+    pub last_probe: Option<SystemTime>,
+    /// Latency of the last probe, or why it failed.
+    pub last_result: Option<Result<Duration, ProbeFailure>>,
+    pub consecutive_successes: u32,
+    pub consecutive_failures: u32,
+    pub transitions: u64,
+}
+
 /// A member's current health, shared between its prober and every snapshot that serves it.
 #[derive(Debug)]
 pub struct MemberStatus {
     health: AtomicU8,
+    report: Mutex<ProbeReport>,
 }
 
 impl MemberStatus {
     pub fn new(health: Health) -> Self {
         Self {
             health: AtomicU8::new(health as u8),
+            report: Mutex::new(ProbeReport {
+                since: SystemTime::now(),
+                last_probe: None,
+                last_result: None,
+                consecutive_successes: 0,
+                consecutive_failures: 0,
+                transitions: 0,
+            }),
         }
     }
 
@@ -46,6 +72,37 @@ impl MemberStatus {
 
     /// Sets the health and says whether it changed.
     pub fn set(&self, health: Health) -> bool {
-        self.health.swap(health as u8, Ordering::AcqRel) != health as u8
+        let changed = self.health.swap(health as u8, Ordering::AcqRel) != health as u8;
+        if changed {
+            let mut report = self.lock_report();
+            report.since = SystemTime::now();
+            report.transitions += 1;
+        }
+        changed
+    }
+
+    /// Records one probe result.
+    pub fn record(&self, result: &Result<Duration, ProbeFailure>) {
+        let mut report = self.lock_report();
+        report.last_probe = Some(SystemTime::now());
+        if result.is_ok() {
+            report.consecutive_successes += 1;
+            report.consecutive_failures = 0;
+        } else {
+            report.consecutive_failures += 1;
+            report.consecutive_successes = 0;
+        }
+        report.last_result = Some(result.clone());
+    }
+
+    pub fn report(&self) -> ProbeReport {
+        self.lock_report().clone()
+    }
+
+    fn lock_report(&self) -> std::sync::MutexGuard<'_, ProbeReport> {
+        // The report is plain data; a panic elsewhere cannot leave it half-written.
+        self.report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod backend;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -12,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 /// How long a test waits for the server to start, or for one reply.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -217,14 +220,18 @@ impl TestServer {
         self.child.id()
     }
 
-    /// Sends `signal` (e.g. "TERM") to the server.
+    /// Sends `signal` ("TERM", "INT", "HUP" or "KILL") to the server.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
+        let number = match signal {
+            "TERM" => libc::SIGTERM,
+            "INT" => libc::SIGINT,
+            "HUP" => libc::SIGHUP,
+            "KILL" => libc::SIGKILL,
+            other => panic!("unknown signal {other}"),
+        };
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        let result = unsafe { libc::kill(self.pid() as libc::pid_t, number) };
+        assert_eq!(result, 0, "kill -{signal} failed");
     }
 
     /// Waits for the process to exit, returning its exit code.
@@ -346,4 +353,92 @@ pub fn a_sorted(server: SocketAddr, name: &str) -> Vec<String> {
 
 pub fn types(records: &[Record]) -> Vec<RecordType> {
     records.iter().map(Record::record_type).collect()
+}
+
+/// `ZONE_HEAD` with `extra` static records (inline tables such as
+/// `{ name = "www", type = "A", value = "192.0.2.80" }`) appended to its `records` array.
+pub fn zone_with_records(extra: &[&str]) -> String {
+    let mut records = String::new();
+    for record in extra {
+        records.push_str("  ");
+        records.push_str(record);
+        records.push_str(",\n");
+    }
+    let head = ZONE_HEAD.replacen("]\n[soa]", &format!("{records}]\n[soa]"), 1);
+    assert_ne!(
+        head, ZONE_HEAD,
+        "ZONE_HEAD's records array ends before [soa]"
+    );
+    head
+}
+
+/// A query for `name`/`record_type` in `class`, without EDNS.
+pub fn query_in_class(name: &str, record_type: RecordType, class: DNSClass) -> Message {
+    let mut message = query(name, record_type, None);
+    message.queries[0].set_query_class(class);
+    message
+}
+
+/// A bare 12-byte header: `flags` is the second 16-bit word (QR, opcode, AA, TC, RD, RA, Z,
+/// AD, CD, RCODE), `counts` are QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT.
+pub fn raw_header(id: u16, flags: u16, counts: [u16; 4]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(12);
+    bytes.extend_from_slice(&id.to_be_bytes());
+    bytes.extend_from_slice(&flags.to_be_bytes());
+    for count in counts {
+        bytes.extend_from_slice(&count.to_be_bytes());
+    }
+    bytes
+}
+
+/// Parses a raw reply; panics with the bytes when it is not a DNS message.
+pub fn parse_reply(bytes: &[u8]) -> Message {
+    Message::from_vec(bytes)
+        .unwrap_or_else(|error| panic!("unparsable reply {bytes:02x?}: {error}"))
+}
+
+/// A TCP connection to `server` with `REPLY_TIMEOUT` on reads.
+pub fn tcp_connect(server: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&server, REPLY_TIMEOUT).expect("tcp connect");
+    stream
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .expect("set timeout");
+    stream
+}
+
+/// Waits up to `timeout` for the server to close `stream` (EOF or reset); returns how long it
+/// took, or None when the connection was still open (or sent data) at the deadline.
+pub fn wait_closed(stream: &mut TcpStream, timeout: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(timeout)).expect("set timeout");
+    let mut buffer = [0u8; 512];
+    match stream.read(&mut buffer) {
+        Ok(0) => Some(start.elapsed()),
+        Ok(_) => None,
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            Some(start.elapsed())
+        }
+        Err(_) => None,
+    }
+}
+
+/// Whether this machine has an IPv6 loopback that a UDP socket can bind to.
+pub fn ipv6_loopback_available() -> bool {
+    UdpSocket::bind("[::1]:0").is_ok()
+}
+
+/// The SOA record in the authority section, with its data.
+pub fn authority_soa(message: &Message) -> Option<(&Record, &SOA)> {
+    message
+        .authorities
+        .iter()
+        .find_map(|record| match &record.data {
+            RData::SOA(soa) => Some((record, soa)),
+            _ => None,
+        })
 }
