@@ -132,7 +132,7 @@ fn bench_respond(c: &mut Criterion) {
         let query = query_bytes(name, record_type);
         // Benchmark the answer the server really gives, not a shortcut through an error path.
         let reply = respond(&snapshot, &query, Transport::Udp, 1232).expect("a reply");
-        let reply = Message::from_vec(&reply).expect("a parsable reply");
+        let reply = Message::from_vec(&reply.bytes).expect("a parsable reply");
         assert_eq!(reply.metadata.response_code, rcode, "{label}");
         assert_eq!(reply.answers.len(), answers, "{label}");
         assert!(reply.edns.is_some(), "{label}");

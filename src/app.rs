@@ -9,7 +9,8 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::health::{Probers, publish_changes};
-use crate::server::{BindError, DnsServer};
+use crate::metrics::Metrics;
+use crate::server::{Answerer, BindError, DnsServer};
 use crate::zone::Snapshot;
 
 /// Serves `config` until `shutdown` is cancelled.
@@ -36,7 +37,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Bi
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     let publisher = tokio::spawn(publish_changes(snapshot.clone(), changes, shutdown.clone()));
 
-    let server = DnsServer::start(&config.server, snapshot.clone(), shutdown.clone())?;
+    let answerer = Answerer {
+        snapshot: snapshot.clone(),
+        metrics: Arc::new(Metrics::new()),
+        max_udp_payload: config.server.max_udp_payload,
+    };
+    let server = DnsServer::start(&config.server, answerer, shutdown.clone())?;
     for address in &server.addresses {
         info!(%address, "listening on udp and tcp");
     }

@@ -6,5 +6,6 @@ pub mod config;
 pub mod dns;
 pub mod health;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod zone;

@@ -133,10 +133,9 @@ impl Metrics {
             queries.clone(),
         );
         // 5µs to ~2.6s: a cached answer takes microseconds, a slow TCP client much longer.
-        let response_seconds =
-            Family::<TransportLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(5e-6, 2.0, 20))
-            });
+        let response_seconds = Family::<TransportLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(5e-6, 2.0, 20))
+        });
         registry.register(
             "response_duration_seconds",
             "Time from receiving a query to having its answer encoded",

@@ -1,6 +1,8 @@
 //! What an authoritative server answers for one question, decided from a snapshot: the
 //! records of each section and the response code. Wire format is `message`'s job.
 
+use std::sync::Arc;
+
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 
@@ -18,6 +20,8 @@ pub struct Answer {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additional: Vec<Record>,
+    /// The served zone the question fell in, if any.
+    pub zone: Option<Arc<str>>,
 }
 
 impl Answer {
@@ -28,6 +32,7 @@ impl Answer {
             answers: Vec::new(),
             authority: Vec::new(),
             additional: Vec::new(),
+            zone: None,
         }
     }
 
@@ -56,6 +61,7 @@ pub fn resolve(
     }
 
     let mut answer = Answer::new(ResponseCode::NoError, true);
+    answer.zone = Some(zone.label.clone());
     let mut current = name.clone();
     let mut visited: Vec<LowerName> = Vec::new();
     for _ in 0..MAX_CNAME_CHAIN {

@@ -2,7 +2,9 @@
 //! Both transports call [`respond`]; it never panics on any input.
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::Record;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
@@ -10,10 +12,32 @@ use super::answer::{Answer, resolve};
 use crate::zone::Snapshot;
 
 /// The transport a query came over: it decides how large the answer may be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Udp,
     Tcp,
+}
+
+/// An encoded response and what it was, for metrics and query logs.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub rcode: ResponseCode,
+    /// The question's type, when the query had exactly one readable question.
+    pub qtype: Option<RecordType>,
+    /// The served zone the question fell in.
+    pub zone: Option<Arc<str>>,
+}
+
+impl Reply {
+    fn bare(bytes: Vec<u8>, rcode: ResponseCode) -> Self {
+        Self {
+            bytes,
+            rcode,
+            qtype: None,
+            zone: None,
+        }
+    }
 }
 
 /// The smallest UDP size every DNS client accepts (RFC 1035).
@@ -26,7 +50,7 @@ pub fn respond(
     query: &[u8],
     transport: Transport,
     max_udp_payload: u16,
-) -> Option<Vec<u8>> {
+) -> Option<Reply> {
     let mut decoder = BinDecoder::new(query);
     let header = Header::read(&mut decoder).ok()?;
     if header.metadata.message_type == MessageType::Response {
@@ -37,7 +61,7 @@ pub fn respond(
     let Ok((queries, request_edns)) = read_body(&mut decoder, &header) else {
         // The question cannot be trusted, so the answer is the header alone.
         metadata.response_code = ResponseCode::FormErr;
-        return Some(header_only(metadata));
+        return Some(Reply::bare(header_only(metadata), ResponseCode::FormErr));
     };
 
     let response_edns = request_edns.as_ref().map(|request| {
@@ -60,7 +84,9 @@ pub fn respond(
     };
     if let Some(code) = error {
         metadata.response_code = code;
-        return Some(encode_error(metadata, &queries, edns_ref));
+        let mut reply = Reply::bare(encode_error(metadata, &queries, edns_ref), code);
+        reply.qtype = queries.queries().first().map(|q| q.query_type());
+        return Some(reply);
     }
 
     let question = &queries.queries()[0];
@@ -81,7 +107,12 @@ pub fn respond(
     };
     metadata.response_code = answer.rcode;
     metadata.authoritative = answer.authoritative;
-    Some(encode_answer(metadata, &queries, edns_ref, &answer, limit))
+    Some(Reply {
+        bytes: encode_answer(metadata, &queries, edns_ref, &answer, limit),
+        rcode: answer.rcode,
+        qtype: Some(question.query_type()),
+        zone: answer.zone,
+    })
 }
 
 /// The question and the OPT record; the other sections of a query are read only to check them.
@@ -105,6 +136,7 @@ fn encode_error(metadata: Metadata, queries: &Queries, edns: Option<&Edns>) -> V
         answers: Vec::new(),
         authority: Vec::new(),
         additional: Vec::new(),
+        zone: None,
     };
     encode_answer(metadata, queries, edns, &answer, u16::MAX)
 }

@@ -4,4 +4,4 @@ pub mod answer;
 pub mod message;
 
 pub use answer::{Answer, resolve};
-pub use message::{Transport, respond};
+pub use message::{Reply, Transport, respond};

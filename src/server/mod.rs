@@ -6,6 +6,7 @@ mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use tokio::task::JoinSet;
@@ -14,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 pub use tcp::TcpLimits;
 
 use crate::config::ServerSettings;
+use crate::dns::{Reply, Transport, respond};
+use crate::metrics::{Metrics, QtypeLabel, QueryLabels, RcodeLabel, ZoneLabel};
 use crate::zone::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +24,44 @@ use crate::zone::Snapshot;
 pub struct BindError {
     pub address: SocketAddr,
     pub source: std::io::Error,
+}
+
+/// What every listener shares: the snapshot to answer from and the metrics to count in.
+#[derive(Clone)]
+pub struct Answerer {
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub metrics: Arc<Metrics>,
+    pub max_udp_payload: u16,
+}
+
+impl Answerer {
+    /// Answers one message and counts it; `None` when nothing is to be sent.
+    pub fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let started = Instant::now();
+        let reply = respond(
+            &self.snapshot.load(),
+            query,
+            transport,
+            self.max_udp_payload,
+        )?;
+        self.count(&reply, transport, started);
+        Some(reply.bytes)
+    }
+
+    fn count(&self, reply: &Reply, transport: Transport, started: Instant) {
+        static NO_ZONE: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        let zone = reply
+            .zone
+            .clone()
+            .unwrap_or_else(|| NO_ZONE.get_or_init(|| Arc::from("")).clone());
+        let labels = QueryLabels {
+            zone: ZoneLabel(zone),
+            qtype: QtypeLabel(reply.qtype.unwrap_or(hickory_proto::rr::RecordType::ZERO)),
+            rcode: RcodeLabel(reply.rcode),
+            transport,
+        };
+        self.metrics.record_query(&labels, started.elapsed());
+    }
 }
 
 /// The running DNS listeners.
@@ -31,11 +72,11 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
-    /// Binds every `listen` address on UDP and TCP and starts answering from `snapshot`.
+    /// Binds every `listen` address on UDP and TCP and starts answering.
     /// Either every address is bound or none is served.
     pub fn start(
         settings: &ServerSettings,
-        snapshot: Arc<ArcSwap<Snapshot>>,
+        answerer: Answerer,
         shutdown: CancellationToken,
     ) -> Result<Self, BindError> {
         let bound = settings
@@ -46,21 +87,15 @@ impl DnsServer {
         let limits = TcpLimits {
             idle_timeout: settings.tcp_idle_timeout,
             max_connections: settings.tcp_max_connections,
-            max_udp_payload: settings.max_udp_payload,
         };
         let mut tasks = JoinSet::new();
         let mut addresses = Vec::with_capacity(bound.len());
         for socket in bound {
             addresses.push(socket.address);
-            tasks.spawn(udp::serve(
-                socket.udp,
-                snapshot.clone(),
-                settings.max_udp_payload,
-                shutdown.clone(),
-            ));
+            tasks.spawn(udp::serve(socket.udp, answerer.clone(), shutdown.clone()));
             tasks.spawn(tcp::serve(
                 socket.tcp,
-                snapshot.clone(),
+                answerer.clone(),
                 limits,
                 shutdown.clone(),
             ));

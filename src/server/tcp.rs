@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -13,22 +12,21 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::dns::{Transport, respond};
-use crate::zone::Snapshot;
+use super::Answerer;
+use crate::dns::Transport;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TcpLimits {
     /// Time a connection may wait for its next query, and for the rest of a started one.
     pub idle_timeout: Duration,
     pub max_connections: usize,
-    pub max_udp_payload: u16,
 }
 
 /// Serves `listener` until `shutdown` is cancelled, then lets open connections finish the
 /// query they are answering.
 pub async fn serve(
     listener: TcpListener,
-    snapshot: Arc<ArcSwap<Snapshot>>,
+    answerer: Answerer,
     limits: TcpLimits,
     shutdown: CancellationToken,
 ) {
@@ -52,11 +50,11 @@ pub async fn serve(
             debug!(%peer, "tcp connection limit reached; closing");
             continue;
         };
-        let snapshot = snapshot.clone();
+        let answerer = answerer.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let _slot = slot;
-            serve_connection(stream, snapshot, limits, shutdown).await;
+            serve_connection(stream, answerer, limits, shutdown).await;
         });
         while connections.try_join_next().is_some() {}
     }
@@ -65,7 +63,7 @@ pub async fn serve(
 
 async fn serve_connection(
     mut stream: TcpStream,
-    snapshot: Arc<ArcSwap<Snapshot>>,
+    answerer: Answerer,
     limits: TcpLimits,
     shutdown: CancellationToken,
 ) {
@@ -87,12 +85,7 @@ async fn serve_connection(
         ) {
             return;
         }
-        let Some(reply) = respond(
-            &snapshot.load(),
-            &query,
-            Transport::Tcp,
-            limits.max_udp_payload,
-        ) else {
+        let Some(reply) = answerer.answer(&query, Transport::Tcp) else {
             // Not a query (a response, or too short for a header): the stream is not DNS.
             return;
         };

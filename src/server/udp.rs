@@ -1,24 +1,17 @@
 //! The UDP listener: one task per socket, answering each datagram in place. Answering is a
 //! few microseconds of CPU with no I/O, so a task per query would cost more than it saves.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::dns::{Transport, respond};
-use crate::zone::Snapshot;
+use super::Answerer;
+use crate::dns::Transport;
 
 /// Serves `socket` until `shutdown` is cancelled.
-pub async fn serve(
-    socket: UdpSocket,
-    snapshot: Arc<ArcSwap<Snapshot>>,
-    max_udp_payload: u16,
-    shutdown: CancellationToken,
-) {
+pub async fn serve(socket: UdpSocket, answerer: Answerer, shutdown: CancellationToken) {
     // The largest datagram IP can carry: a larger query would be cut short by the kernel.
     let mut buffer = vec![0u8; 65_535];
     loop {
@@ -38,12 +31,7 @@ pub async fn serve(
         if peer.port() == 0 {
             continue;
         }
-        let Some(reply) = respond(
-            &snapshot.load(),
-            &buffer[..length],
-            Transport::Udp,
-            max_udp_payload,
-        ) else {
+        let Some(reply) = answerer.answer(&buffer[..length], Transport::Udp) else {
             continue;
         };
         if let Err(error) = socket.send_to(&reply, peer).await {

@@ -94,6 +94,8 @@ pub enum ZoneLookup<'a> {
 #[derive(Debug)]
 pub struct Zone {
     pub origin: LowerName,
+    /// The origin as text, shared with metrics labels.
+    pub label: Arc<str>,
     pub config: ZoneConfig,
     /// The SOA record as answered to SOA queries.
     pub soa: Record,
@@ -172,6 +174,7 @@ impl Zone {
             .iter()
             .any(|r| r.record_type() == RecordType::NS && r.name != origin);
         Self {
+            label: Arc::from(origin.to_string()),
             origin: LowerName::new(&origin),
             config: config.clone(),
             soa,
