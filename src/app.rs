@@ -1,46 +1,97 @@
-//! The running daemon: configuration, probers, snapshot and listeners wired together.
+//! The running daemon: configuration, probers, snapshot, listeners and reloads wired together.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::config::Config;
 use crate::health::{Probers, publish_changes};
+use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
-use crate::server::{Answerer, BindError, DnsServer};
+use crate::reload::{Reloader, listen_for_hangup, longest_timeout};
+use crate::server::{Answerer, BindError, DnsServer, QueryLog};
 use crate::zone::Snapshot;
 
-/// Serves `config` until `shutdown` is cancelled.
+/// Settings of `apidns serve` that come from the command line rather than the files.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Log one query in this many (1: every query, 0: none).
+    pub query_log_every: u64,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Dns(#[from] BindError),
+    #[error("cannot listen on {address} for HTTP: {source}")]
+    Http {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Serves `config` (loaded from `path`) until `shutdown` is cancelled.
 ///
 /// The first probe round finishes before the DNS sockets open, so that the first answer already
 /// leaves out the members that are down (PowerDNS answers as if all were down until its lazy
-/// checks have run; that is the behaviour avoided here).
-pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), BindError> {
-    let mut probers = Probers::new(shutdown.child_token());
+/// checks have run; that is the behaviour avoided here). The HTTP endpoint opens first, so that
+/// `/healthz` answers and `/readyz` says "not yet" meanwhile.
+pub async fn serve(
+    path: PathBuf,
+    config: Config,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let hangup = listen_for_hangup();
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut probers = Probers::new(shutdown.child_token(), metrics.clone());
     probers.sync(&config);
     let changes = probers.subscribe();
-    let longest_timeout = config
-        .zones
-        .iter()
-        .flat_map(|zone| &zone.pools)
-        .map(|pool| pool.probe.timeout)
-        .max()
-        .unwrap_or_default();
-    probers
-        .first_round(longest_timeout + Duration::from_millis(500))
-        .await;
 
+    // Until the first round is done the snapshot answers as if every member were pending.
     let snapshot = Snapshot::build(&config, |pool, member| probers.status(&pool.name, member));
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
-    let publisher = tokio::spawn(publish_changes(snapshot.clone(), changes, shutdown.clone()));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(address) = config.server.http {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| StartError::Http { address, source })?;
+        let address = listener.local_addr().unwrap_or(address);
+        info!(%address, "http endpoint on /metrics /healthz /readyz /status");
+        let state = Arc::new(HttpState {
+            snapshot: snapshot.clone(),
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            admin_token: config.server.admin_token.clone(),
+            changes: probers.announcer(),
+        });
+        tasks.spawn(http::serve(listener, state, shutdown.clone()));
+    }
+
+    probers
+        .first_round(longest_timeout(&config) + Duration::from_millis(500))
+        .await;
+    snapshot.load().refresh_live_sets();
+    tasks.spawn(publish_changes(
+        snapshot.clone(),
+        changes,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
 
     let answerer = Answerer {
         snapshot: snapshot.clone(),
-        metrics: Arc::new(Metrics::new()),
+        metrics: metrics.clone(),
         max_udp_payload: config.server.max_udp_payload,
+        query_log: Arc::new(QueryLog::new(options.query_log_every)),
     };
     let server = DnsServer::start(&config.server, answerer, shutdown.clone())?;
     for address in &server.addresses {
@@ -50,13 +101,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Bi
         let live = pool.live();
         info!(pool = %pool.config.name, up = live.up, members = pool.members.len(), state = ?live.state, "pool ready");
     }
-    info!(
-        zones = config.zones.len(),
-        members = probers.len(),
-        "serving"
-    );
+    let zones = config.zones.len();
+    let members = probers.len();
+    let reloader = Reloader::new(path, config, probers, snapshot, metrics, hangup);
+    tasks.spawn(reloader.run(shutdown.clone()));
+    ready.store(true, Ordering::Release);
+    info!(zones, members, "serving");
+
     server.wait().await;
-    let _ = publisher.await;
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(error) = joined {
+            error!(%error, "a background task failed");
+        }
+    }
     info!("stopped");
     Ok(())
 }

@@ -37,6 +37,9 @@ enum Command {
         /// Log level or filter directives (RUST_LOG, when set, takes precedence).
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Log every query (client, name, type, rcode), or with a number N one query in N.
+        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1")]
+        query_log: Option<u64>,
     },
     /// Probe every pool member once and print the results; exit status 0 when every pool has
     /// at least one member up. Useful when setting up a node.
@@ -44,6 +47,29 @@ enum Command {
     Probe {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Take a member out of the answers now (the running daemon's admin endpoint does it);
+    /// it is still probed and shown in /status. Lasts until `undrain` or a restart.
+    #[command(
+        after_help = "Example:\n  apidns drain --config apidns.toml api.k8s.example.com 192.0.2.11"
+    )]
+    Drain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The pool's name, e.g. api.k8s.example.com
+        pool: String,
+        /// The member's address (optionally with its port)
+        member: String,
+    },
+    /// Put a drained member back into the answers.
+    #[command(
+        after_help = "Example:\n  apidns undrain --config apidns.toml api.k8s.example.com 192.0.2.11"
+    )]
+    Undrain {
+        #[arg(long, short)]
+        config: PathBuf,
+        pool: String,
+        member: String,
     },
     /// Validate the configuration and print a summary; exit status 1 when it is invalid.
     #[command(after_help = "Example:\n  apidns check --config apidns.toml")]
@@ -57,11 +83,22 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { config } => check(&config),
         Command::Probe { config } => probe(&config),
+        Command::Drain {
+            config,
+            pool,
+            member,
+        } => drain(&config, &pool, &member, true),
+        Command::Undrain {
+            config,
+            pool,
+            member,
+        } => drain(&config, &pool, &member, false),
         Command::Serve {
             config,
             log_format,
             log_level,
-        } => serve(&config, log_format, &log_level),
+            query_log,
+        } => serve(&config, log_format, &log_level, query_log.unwrap_or(0)),
     }
 }
 
@@ -73,6 +110,39 @@ fn check(path: &std::path::Path) -> ExitCode {
         }
         Err(error) => {
             eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn drain(path: &std::path::Path, pool: &str, member: &str, drain: bool) -> ExitCode {
+    let config = match apidns::config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(address) = config.server.http else {
+        eprintln!(
+            "error: {}: [server] http is not set, so there is no admin endpoint to ask",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    let action = if drain { "drain" } else { "undrain" };
+    let target = format!("/{action}?pool={pool}&member={member}");
+    match apidns::http::client::post(address, &target, config.server.admin_token.as_deref()) {
+        Ok((200, body)) => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("error: apidns answered {status}: {}", body.trim());
+            ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
@@ -103,7 +173,7 @@ fn probe(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(path: &std::path::Path, format: LogFormat, level: &str) -> ExitCode {
+fn serve(path: &std::path::Path, format: LogFormat, level: &str, query_log_every: u64) -> ExitCode {
     if let Err(message) = logging::init(format, level) {
         eprintln!("error: {message}");
         return ExitCode::FAILURE;
@@ -125,7 +195,8 @@ fn serve(path: &std::path::Path, format: LogFormat, level: &str) -> ExitCode {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        match apidns::app::serve(config, shutdown).await {
+        let options = apidns::app::ServeOptions { query_log_every };
+        match apidns::app::serve(path.to_path_buf(), config, options, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 error!("{error}");

@@ -42,6 +42,13 @@ pub struct RcodeLabel(pub ResponseCode);
 
 impl EncodeLabelValue for RcodeLabel {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        write!(encoder, "{self}")
+    }
+}
+
+/// The mnemonic DNS people use (NOERROR, NXDOMAIN, ...).
+impl std::fmt::Display for RcodeLabel {
+    fn fmt(&self, encoder: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match self.0 {
             ResponseCode::NoError => "NOERROR",
             ResponseCode::FormErr => "FORMERR",
@@ -216,6 +223,12 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
     }
 }
 

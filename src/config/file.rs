@@ -24,6 +24,20 @@ pub struct ServerSection {
     pub tcp_idle_timeout: Option<Spanned<String>>,
     pub tcp_max_connections: Option<Spanned<i64>>,
     pub max_udp_payload: Option<Spanned<i64>>,
+    pub admin_token: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub rrl: Option<Spanned<RrlSection>>,
+}
+
+/// Response rate limiting: `rrl = { responses_per_second = 20 }` or a `[server.rrl]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RrlSection {
+    pub responses_per_second: Spanned<i64>,
+    pub slip: Option<Spanned<i64>>,
+    pub window: Option<Spanned<String>>,
+    pub ipv4_prefix_length: Option<Spanned<i64>>,
+    pub ipv6_prefix_length: Option<Spanned<i64>>,
 }
 
 /// Probe settings, as defaults under `[probe]` or as a pool's `probe = { ... }` override.
@@ -35,6 +49,14 @@ pub struct ProbeSection {
     pub fast_interval: Option<Spanned<String>>,
     pub rise: Option<Spanned<i64>>,
     pub fall: Option<Spanned<i64>>,
+    pub kind: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub expect_status: Option<Spanned<i64>>,
+    pub server_name: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub insecure_skip_verify: Option<Spanned<bool>>,
+    pub client_cert: Option<Spanned<String>>,
+    pub client_key: Option<Spanned<String>>,
 }
 
 /// One zone file under the zones directory.
@@ -83,4 +105,5 @@ pub struct PoolSection {
     pub min_up: Option<Spanned<i64>>,
     pub max_answers: Option<Spanned<i64>>,
     pub probe: Option<ProbeSection>,
+    pub drain: Option<Spanned<Vec<Spanned<String>>>>,
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::error::{ConfigError, Source};
-use super::file::MainFile;
-use super::model::{DEFAULT_MAX_UDP_PAYLOAD, ProbeSettings, ServerSettings};
+use super::file::{MainFile, RrlSection};
+use super::model::{DEFAULT_MAX_UDP_PAYLOAD, ProbeSettings, RrlSettings, ServerSettings};
 use super::parse_duration;
 use super::values::{integer_or, probe_settings};
 
@@ -77,8 +77,30 @@ pub(crate) fn parse(
             512..=65535,
             DEFAULT_MAX_UDP_PAYLOAD,
         )?,
+        admin_token: match &server.admin_token {
+            Some(token) if token.get_ref().trim().len() < 16 => {
+                return Err(source.error(
+                    token.span(),
+                    "server.admin_token",
+                    "is too short to guess-proof (use 16 characters or more, e.g. from `openssl rand -hex 16`)",
+                ));
+            }
+            Some(token) => Some(token.get_ref().trim().to_string()),
+            None => None,
+        },
+        user: user(&source, &server.user)?,
+        rrl: match &server.rrl {
+            Some(section) => Some(rrl_settings(&source, section.get_ref())?),
+            None => None,
+        },
     };
-    let probe = probe_settings(&source, &file.probe, &ProbeSettings::default(), "probe")?;
+    let probe = probe_settings(
+        &source,
+        Some(&file.probe),
+        &ProbeSettings::default(),
+        "probe",
+        None,
+    )?;
     Ok((settings, probe))
 }
 
@@ -99,6 +121,66 @@ fn socket_address(
     })
 }
 
+fn user(
+    source: &Source<'_>,
+    entry: &Option<toml::Spanned<String>>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(entry) = entry else {
+        return Ok(None);
+    };
+    let name = entry.get_ref();
+    if name.is_empty() || name.contains(['\0', ':', '/']) || name.chars().any(char::is_whitespace) {
+        return Err(source.error(
+            entry.span(),
+            "server.user",
+            format!("\"{name}\" is not a user name (expected e.g. \"apidns\")"),
+        ));
+    }
+    Ok(Some(name.clone()))
+}
+
+fn rrl_settings(source: &Source<'_>, section: &RrlSection) -> Result<RrlSettings, ConfigError> {
+    let window = match &section.window {
+        Some(text) => parse_duration(text.get_ref())
+            .map_err(|message| source.error(text.span(), "server.rrl.window", message))?,
+        None => RrlSettings::DEFAULT_WINDOW,
+    };
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window) {
+        let span = section.window.as_ref().map_or(0..0, |w| w.span());
+        return Err(source.error(span, "server.rrl.window", "must be from 1s to 1h"));
+    }
+    Ok(RrlSettings {
+        responses_per_second: super::values::integer(
+            source,
+            &section.responses_per_second,
+            "server.rrl.responses_per_second",
+            1..=100_000,
+        )?,
+        slip: integer_or(
+            source,
+            &section.slip,
+            "server.rrl.slip",
+            0..=10,
+            RrlSettings::DEFAULT_SLIP,
+        )?,
+        window,
+        ipv4_prefix_length: integer_or(
+            source,
+            &section.ipv4_prefix_length,
+            "server.rrl.ipv4_prefix_length",
+            8..=32,
+            RrlSettings::DEFAULT_IPV4_PREFIX_LENGTH,
+        )?,
+        ipv6_prefix_length: integer_or(
+            source,
+            &section.ipv6_prefix_length,
+            "server.rrl.ipv6_prefix_length",
+            16..=128,
+            RrlSettings::DEFAULT_IPV6_PREFIX_LENGTH,
+        )?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,7 +196,56 @@ mod tests {
         assert_eq!(server.listen.len(), 2);
         assert_eq!(server.zones_dir, Path::new("/etc/apidns/zones"));
         assert_eq!(server.max_udp_payload, 1232);
+        assert_eq!(server.user, None);
+        assert_eq!(server.rrl, None);
         assert_eq!(probe, ProbeSettings::default());
+    }
+
+    #[test]
+    fn rrl_takes_defaults_and_checks_ranges() {
+        let (server, _) = parse_text(
+            "[server]\nlisten = [\"127.0.0.1:53\"]\nrrl = { responses_per_second = 20 }\n",
+        )
+        .expect("valid");
+        let rrl = server.rrl.expect("rrl set");
+        assert_eq!(rrl.responses_per_second, 20);
+        assert_eq!(rrl.slip, 2);
+        assert_eq!(rrl.window, Duration::from_secs(15));
+        assert_eq!((rrl.ipv4_prefix_length, rrl.ipv6_prefix_length), (24, 56));
+
+        let (server, _) = parse_text(
+            "[server]\nlisten = [\"127.0.0.1:53\"]\n[server.rrl]\nresponses_per_second = 5\nslip = 0\nwindow = \"2s\"\nipv4_prefix_length = 32\n",
+        )
+        .expect("valid");
+        let rrl = server.rrl.expect("rrl set");
+        assert_eq!((rrl.slip, rrl.window), (0, Duration::from_secs(2)));
+        assert_eq!(rrl.ipv4_prefix_length, 32);
+
+        let error = parse_text(
+            "[server]\nlisten = [\"127.0.0.1:53\"]\nrrl = { responses_per_second = 0 }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.field.as_deref(),
+            Some("server.rrl.responses_per_second")
+        );
+        let error = parse_text(
+            "[server]\nlisten = [\"127.0.0.1:53\"]\nrrl = { responses_per_second = 5, window = \"2h\" }\n",
+        )
+        .unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("server.rrl.window"));
+        let error =
+            parse_text("[server]\nlisten = [\"127.0.0.1:53\"]\nrrl = { slip = 2 }\n").unwrap_err();
+        assert!(error.message.contains("responses_per_second"), "{error}");
+    }
+
+    #[test]
+    fn user_must_look_like_a_user_name() {
+        let (server, _) = parse_text("[server]\nlisten = [\"127.0.0.1:53\"]\nuser = \"apidns\"\n")
+            .expect("valid");
+        assert_eq!(server.user.as_deref(), Some("apidns"));
+        let error = parse_text("[server]\nlisten = [\"127.0.0.1:53\"]\nuser = \"\"\n").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("server.user"));
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The checked configuration: types that cannot hold a wrong value. Everything else in apidns reads
 //! these, never the raw file structs.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::{Name, Record};
+
+use super::tls::TlsClient;
 
 /// Default TTL of static records when a zone does not set one.
 pub const DEFAULT_ZONE_TTL: u32 = 300;
@@ -42,10 +45,44 @@ pub struct ServerSettings {
     pub tcp_max_connections: usize,
     /// Largest UDP answer, whatever larger size a client advertises.
     pub max_udp_payload: u16,
+    /// Token that admin actions over HTTP must carry; without one they need a loopback client.
+    pub admin_token: Option<String>,
+    /// The user to switch to after binding the sockets, when started as root.
+    pub user: Option<String>,
+    /// Response rate limiting on UDP; `None` (the default) answers every query.
+    pub rrl: Option<RrlSettings>,
+}
+
+/// Response rate limiting (RRL, as in BIND and Knot): limits identical UDP responses to one
+/// client network, so that spoofed queries cannot turn apidns into a traffic amplifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RrlSettings {
+    /// Identical responses per second that one client network gets before limiting starts.
+    pub responses_per_second: u32,
+    /// Every `slip`th limited response is sent truncated (TC=1, no records) so that a real
+    /// client retries over TCP; the others are dropped. 0 drops them all, 1 truncates them all.
+    pub slip: u32,
+    /// How far a flood's debt reaches: a client stays limited for up to this long after its
+    /// flood stops.
+    pub window: Duration,
+    /// Clients in the same IPv4 network of this prefix length share their limits.
+    pub ipv4_prefix_length: u8,
+    /// Clients in the same IPv6 network of this prefix length share their limits.
+    pub ipv6_prefix_length: u8,
+}
+
+impl RrlSettings {
+    pub const DEFAULT_SLIP: u32 = 2;
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15);
+    pub const DEFAULT_IPV4_PREFIX_LENGTH: u8 = 24;
+    pub const DEFAULT_IPV6_PREFIX_LENGTH: u8 = 56;
 }
 
 /// How one pool's members are probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Not `Copy`: an HTTPS probe carries its TLS material (in an `Arc`, loaded once). Equality is
+/// what the prober registry compares to decide whether a prober must restart after a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSettings {
     /// Time between probes in steady state.
     pub interval: Duration,
@@ -57,6 +94,8 @@ pub struct ProbeSettings {
     pub rise: u32,
     /// Consecutive failures that take an up member down.
     pub fall: u32,
+    /// What a probe checks: a TCP connection, or an HTTP(S) request's status.
+    pub kind: ProbeKind,
 }
 
 impl Default for ProbeSettings {
@@ -67,11 +106,88 @@ impl Default for ProbeSettings {
             fast_interval: Duration::from_millis(200),
             rise: 2,
             fall: 2,
+            kind: ProbeKind::Tcp,
         }
     }
 }
 
-#[derive(Debug, Clone)]
+/// The path an HTTP(S) probe requests by default: the API server's readiness endpoint, which
+/// Kubernetes lets anyone read (the `system:public-info-viewer` cluster role binding).
+pub const DEFAULT_PROBE_PATH: &str = "/readyz";
+/// The status an HTTP(S) probe expects by default.
+pub const DEFAULT_EXPECT_STATUS: u16 = 200;
+
+/// What a probe checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// Something accepts a TCP connection (closed at once).
+    Tcp,
+    /// A plain HTTP GET answers with the expected status.
+    Http(HttpCheck),
+    /// An HTTPS GET, over a TLS connection whose certificate is verified, answers with the
+    /// expected status.
+    Https(HttpsCheck),
+}
+
+impl ProbeKind {
+    /// The name used in the configuration: `"tcp"`, `"http"` or `"https"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProbeKind::Tcp => "tcp",
+            ProbeKind::Http(_) => "http",
+            ProbeKind::Https(_) => "https",
+        }
+    }
+
+    /// The request of an HTTP or HTTPS probe.
+    pub fn http(&self) -> Option<&HttpCheck> {
+        match self {
+            ProbeKind::Tcp => None,
+            ProbeKind::Http(http) => Some(http),
+            ProbeKind::Https(https) => Some(&https.http),
+        }
+    }
+
+    pub fn https(&self) -> Option<&HttpsCheck> {
+        match self {
+            ProbeKind::Https(https) => Some(https),
+            _ => None,
+        }
+    }
+}
+
+/// The request an HTTP(S) probe sends and the answer it wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// Path and query in origin form, e.g. `/readyz`.
+    pub path: String,
+    /// The status that means ready; anything else is a failure.
+    pub expect_status: u16,
+}
+
+impl Default for HttpCheck {
+    fn default() -> Self {
+        Self {
+            path: DEFAULT_PROBE_PATH.to_string(),
+            expect_status: DEFAULT_EXPECT_STATUS,
+        }
+    }
+}
+
+/// An HTTPS probe: the request, the name the certificate must carry, and the TLS material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsCheck {
+    pub http: HttpCheck,
+    /// Sent as SNI and verified against the certificate's subject alternative names. Every
+    /// pool has one (its own DNS name unless `server_name` is set); only the `[probe]` defaults
+    /// may leave it unset.
+    pub server_name: Option<String>,
+    /// Trust anchors, client identity and the rustls configuration, shared by every prober
+    /// that uses them.
+    pub tls: Arc<TlsClient>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ZoneConfig {
     /// The zone file this came from.
     pub file: PathBuf,
@@ -127,4 +243,6 @@ pub struct PoolConfig {
     /// Most addresses in one answer; the rotation still cycles through every live member.
     pub max_answers: usize,
     pub probe: ProbeSettings,
+    /// Members taken out of the answers by the operator (still probed and reported).
+    pub drain: Vec<IpAddr>,
 }

@@ -2,7 +2,37 @@
 
 use std::fmt::Write;
 
-use super::{Config, format_duration};
+use super::{Config, ProbeKind, Trust, format_duration};
+
+/// What a probe checks, in one line: `tcp connect`, `https GET /readyz expecting 200, server
+/// name api.k8s.example.com, CA file /etc/kubernetes/pki/ca.crt`.
+fn describe_probe(kind: &ProbeKind) -> String {
+    let Some(http) = kind.http() else {
+        return "tcp connect".to_string();
+    };
+    let mut text = format!(
+        "{} GET {} expecting {}",
+        kind.as_str(),
+        http.path,
+        http.expect_status
+    );
+    if let Some(https) = kind.https() {
+        if let Some(name) = &https.server_name {
+            let _ = write!(text, ", server name {name}");
+        }
+        match https.tls.trust() {
+            Trust::System => text.push_str(", system trust store"),
+            Trust::CaFile(path) => {
+                let _ = write!(text, ", CA file {}", path.display());
+            }
+            Trust::Insecure => text.push_str(", certificate NOT verified (insecure_skip_verify)"),
+        }
+        if let Some(identity) = https.tls.identity() {
+            let _ = write!(text, ", client certificate {}", identity.cert.display());
+        }
+    }
+    text
+}
 
 /// Zones, pools and members, one per line, indented.
 pub fn summary(config: &Config) -> String {
@@ -39,6 +69,7 @@ pub fn summary(config: &Config) -> String {
                 probe.rise,
                 probe.fall
             );
+            let _ = writeln!(out, "    probe {}", describe_probe(&probe.kind));
             for member in &pool.members {
                 let _ = writeln!(out, "    member {member}");
             }

@@ -1,13 +1,15 @@
 //! Checks shared by the main and zone files: integers in range, durations, probe settings.
 
-use std::ops::RangeInclusive;
+use std::ops::{Range, RangeInclusive};
 
+use hickory_proto::rr::Name;
 use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::file::ProbeSection;
 use super::model::ProbeSettings;
 use super::parse_duration;
+use super::probe::probe_kind;
 
 /// An integer that must lie in `range`.
 pub(crate) fn integer<T>(
@@ -51,13 +53,24 @@ where
     }
 }
 
-/// Probe settings from `section` on top of `defaults`, checked for consistency.
+/// The pool that probe settings are for. Its name is the default TLS server name of an HTTPS
+/// probe, and an error about that name points at the pool's key.
+pub(crate) struct PoolName<'a> {
+    pub name: &'a Name,
+    pub span: Range<usize>,
+}
+
+/// Probe settings from `section` (a pool without a `probe` table passes `None`) on top of
+/// `defaults`, checked for consistency. `pool` is `None` for the `[probe]` defaults themselves.
 pub(crate) fn probe_settings(
     source: &Source<'_>,
-    section: &ProbeSection,
+    section: Option<&ProbeSection>,
     defaults: &ProbeSettings,
     prefix: &str,
+    pool: Option<&PoolName<'_>>,
 ) -> Result<ProbeSettings, ConfigError> {
+    let empty = ProbeSection::default();
+    let section = section.unwrap_or(&empty);
     let duration = |value: &Option<Spanned<String>>, name: &str, default| match value {
         Some(text) => parse_duration(text.get_ref())
             .map_err(|message| source.error(text.span(), format!("{prefix}.{name}"), message)),
@@ -85,6 +98,7 @@ pub(crate) fn probe_settings(
             1..=100,
             defaults.fall,
         )?,
+        kind: probe_kind(source, section, &defaults.kind, prefix, pool)?,
     };
     let at = |value: &Option<Spanned<String>>| value.as_ref().map_or(0..0, |v| v.span());
     if settings.interval < std::time::Duration::from_millis(10) {

@@ -16,7 +16,7 @@ use super::model::{
     AllDown, DEFAULT_POOL_PORT, DEFAULT_POOL_TTL, DEFAULT_ZONE_TTL, PoolConfig, ProbeSettings, Soa,
     ZoneConfig,
 };
-use super::values::{integer, integer_or, probe_settings};
+use super::values::{PoolName, integer, integer_or, probe_settings};
 
 /// TTLs above this are almost certainly a typo, and RFC 2181 caps them at 2^31 - 1 anyway.
 const MAX_TTL: i64 = 7 * 24 * 3600;
@@ -485,10 +485,36 @@ fn parse_pool(
         Some(value) => integer(source, value, &format!("{prefix}.max_answers"), 1..=1000)?,
         None => members.len(),
     };
-    let probe = match &pool.probe {
-        Some(section) => probe_settings(source, section, defaults, &format!("{prefix}.probe"))?,
-        None => *defaults,
+    let pool_name = PoolName {
+        name: &name,
+        span: key.span(),
     };
+    let probe = probe_settings(
+        source,
+        pool.probe.as_ref(),
+        defaults,
+        &format!("{prefix}.probe"),
+        Some(&pool_name),
+    )?;
+    let mut drain = Vec::new();
+    if let Some(list) = &pool.drain {
+        for (index, entry) in list.get_ref().iter().enumerate() {
+            let field = format!("{prefix}.drain[{index}]");
+            let address = parse_member(entry.get_ref(), port)
+                .filter(|address| members.iter().any(|m| m.ip() == address.ip()))
+                .ok_or_else(|| {
+                    source.error(
+                        entry.span(),
+                        &field,
+                        format!(
+                            "\"{}\" is not the address of a member of this pool",
+                            entry.get_ref()
+                        ),
+                    )
+                })?;
+            drain.push(address.ip());
+        }
+    }
     Ok(PoolConfig {
         name,
         ttl: integer_or(
@@ -503,6 +529,7 @@ fn parse_pool(
         min_up,
         max_answers,
         probe,
+        drain,
     })
 }
 

@@ -5,7 +5,7 @@ use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, Re
 use std::sync::Arc;
 
 use hickory_proto::rr::{Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder, DecodeError};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use super::answer::{Answer, resolve};
@@ -43,6 +43,9 @@ impl Reply {
 /// The smallest UDP size every DNS client accepts (RFC 1035).
 const CLASSIC_UDP_SIZE: u16 = 512;
 
+/// The smallest question on the wire: the root name (1 byte), type and class.
+const MIN_QUESTION_SIZE: usize = 5;
+
 /// Answers one query message. `None` means send nothing: the bytes were too short to carry a
 /// header, or they were a response (answering those invites reflection loops).
 pub fn respond(
@@ -73,6 +76,15 @@ pub fn respond(
         edns
     });
     let edns_ref = response_edns.as_ref();
+    let limit = match transport {
+        Transport::Tcp => u16::MAX,
+        Transport::Udp => match &request_edns {
+            Some(edns) => edns
+                .max_payload()
+                .clamp(CLASSIC_UDP_SIZE, max_udp_payload.max(CLASSIC_UDP_SIZE)),
+            None => CLASSIC_UDP_SIZE,
+        },
+    };
     let error = if request_edns.as_ref().is_some_and(|edns| edns.version() > 0) {
         Some(ResponseCode::BADVERS)
     } else if header.metadata.op_code != OpCode::Query {
@@ -84,7 +96,7 @@ pub fn respond(
     };
     if let Some(code) = error {
         metadata.response_code = code;
-        let mut reply = Reply::bare(encode_error(metadata, &queries, edns_ref), code);
+        let mut reply = Reply::bare(encode_error(metadata, &queries, edns_ref, limit), code);
         reply.qtype = queries.queries().first().map(|q| q.query_type());
         return Some(reply);
     }
@@ -96,15 +108,6 @@ pub fn respond(
         question.query_type(),
         question.query_class(),
     );
-    let limit = match transport {
-        Transport::Tcp => u16::MAX,
-        Transport::Udp => match &request_edns {
-            Some(edns) => edns
-                .max_payload()
-                .clamp(CLASSIC_UDP_SIZE, max_udp_payload.max(CLASSIC_UDP_SIZE)),
-            None => CLASSIC_UDP_SIZE,
-        },
-    };
     metadata.response_code = answer.rcode;
     metadata.authoritative = answer.authoritative;
     Some(Reply {
@@ -119,9 +122,14 @@ pub fn respond(
 fn read_body(
     decoder: &mut BinDecoder<'_>,
     header: &Header,
-) -> Result<(Queries, Option<Edns>), hickory_proto::serialize::binary::DecodeError> {
+) -> Result<(Queries, Option<Edns>), DecodeError> {
     let counts = header.counts;
     let op_code = header.metadata.op_code;
+    // Every question takes at least 5 bytes (the root name, type and class). Checking first
+    // keeps a 12-byte header that claims 65535 questions from reserving room for all of them.
+    if usize::from(counts.queries) * MIN_QUESTION_SIZE > decoder.len() {
+        return Err(DecodeError::InsufficientBytes);
+    }
     let queries = Queries::read(decoder, counts.queries as usize)?;
     Message::read_records(decoder, counts.answers as usize, false, op_code)?;
     Message::read_records(decoder, counts.authorities as usize, false, op_code)?;
@@ -129,7 +137,11 @@ fn read_body(
     Ok((queries, edns))
 }
 
-fn encode_error(metadata: Metadata, queries: &Queries, edns: Option<&Edns>) -> Vec<u8> {
+/// An error response: the question(s) echoed, and the OPT record when the query had one. When
+/// that does not fit in `limit` (a UDP query can carry many questions, and the answer must not
+/// be larger than the client accepts), the questions are left out: the header and the OPT
+/// still carry the response code.
+fn encode_error(metadata: Metadata, queries: &Queries, edns: Option<&Edns>, limit: u16) -> Vec<u8> {
     let answer = Answer {
         rcode: metadata.response_code,
         authoritative: false,
@@ -138,7 +150,25 @@ fn encode_error(metadata: Metadata, queries: &Queries, edns: Option<&Edns>) -> V
         additional: Vec::new(),
         zone: None,
     };
-    encode_answer(metadata, queries, edns, &answer, u16::MAX)
+    let mut buffer = Vec::with_capacity(512);
+    if emit_within(&mut buffer, metadata, queries, edns, &answer, false, limit) {
+        return buffer;
+    }
+    let no_questions = Queries::read(&mut BinDecoder::new(&[]), 0);
+    if let (Ok(no_questions), Some(edns)) = (no_questions, edns) {
+        let mut builder = MessageResponseBuilder::new(&no_questions, None);
+        builder.edns(edns);
+        buffer.clear();
+        let mut encoder = BinEncoder::new(&mut buffer);
+        if builder
+            .build_no_records(metadata)
+            .destructive_emit(&mut encoder)
+            .is_ok()
+        {
+            return buffer;
+        }
+    }
+    header_only(metadata)
 }
 
 /// Encodes the answer within `limit` bytes. An answer that fits only without its additional
@@ -216,6 +246,19 @@ fn emit_within(
     let mut encoder = BinEncoder::new(buffer);
     encoder.set_max_size(limit);
     matches!(response.destructive_emit(&mut encoder), Ok(header) if !header.truncation)
+}
+
+/// `reply` cut down to its header, question and OPT record, with TC=1: what a rate-limited
+/// client gets instead of the answer, so that it retries over TCP (RRL's "slip"). It is never
+/// larger than the reply, nor than the query plus the OPT record. `None` when `reply` is not a
+/// message `respond` made.
+pub fn truncated(reply: &[u8]) -> Option<Vec<u8>> {
+    let mut message = Message::from_vec(reply).ok()?;
+    message.answers.clear();
+    message.authorities.clear();
+    message.additionals.clear();
+    message.metadata.truncation = true;
+    message.to_vec().ok()
 }
 
 /// A response of the header alone, no sections.

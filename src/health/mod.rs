@@ -4,6 +4,7 @@
 //! Probing never touches the query path: a change of health bumps a counter, and a publisher
 //! task rebuilds the affected live sets and swaps them in.
 
+mod http_probe;
 mod machine;
 mod probe;
 mod prober;
@@ -13,7 +14,7 @@ mod round;
 mod status;
 
 pub use machine::{Machine, Transition};
-pub use probe::{ProbeFailure, tcp_connect};
+pub use probe::{ProbeFailure, check, success_reason, tcp_connect};
 pub use publisher::publish_changes;
 pub use registry::Probers;
 pub use round::{RoundResult, probe_round, round_table};

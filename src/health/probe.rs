@@ -1,19 +1,49 @@
-//! The TCP connect probe.
+//! One probe of one member: the entry point that probers and `apidns probe` call, the TCP
+//! connect probe, and the reasons a probe fails.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use hickory_proto::rr::Name;
 use tokio::net::TcpStream;
+use tracing::warn;
 
-/// Why a probe failed, in words an operator recognises.
+use super::http_probe;
+use crate::config::{ProbeKind, ProbeSettings};
+
+/// Why a probe failed, in words an operator recognises. The text is what transition logs show
+/// as `reason=` and what `apidns probe` prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeFailure {
     /// The host answered with a reset: nothing listens on the port.
     Refused,
-    /// No answer within the timeout: a dead or unreachable host, or a firewall dropping packets.
+    /// No connection within the timeout: a dead or unreachable host, or a firewall dropping
+    /// packets.
     Timeout(Duration),
+    /// Connected, but the probe did not finish within the timeout: an API server that accepts
+    /// connections and then hangs (overloaded, or stopping).
+    Stalled {
+        after: Duration,
+        /// What the probe was waiting for, e.g. "the HTTP response".
+        waiting_for: &'static str,
+    },
+    /// The certificate chain does not lead to a trusted CA, or is not valid now.
+    UntrustedCertificate(String),
+    /// The certificate is valid but does not carry the name the probe asked for.
+    NameMismatch {
+        server_name: String,
+        /// The names the certificate does carry, when known.
+        presented: Vec<String>,
+    },
+    /// Any other TLS failure: the server refused the handshake, or does not speak TLS.
+    Tls(String),
+    /// The server answered with another status than the one expected.
+    HttpStatus { status: u16, expected: u16 },
+    /// The answer was not an HTTP response, or the connection closed before it.
+    Http(String),
     /// Any other error, e.g. "network unreachable".
     Error(String),
 }
@@ -23,9 +53,78 @@ impl fmt::Display for ProbeFailure {
         match self {
             ProbeFailure::Refused => write!(f, "connection refused"),
             ProbeFailure::Timeout(after) => write!(f, "timeout after {}ms", after.as_millis()),
+            ProbeFailure::Stalled { after, waiting_for } => {
+                write!(
+                    f,
+                    "timeout after {}ms waiting for {waiting_for}",
+                    after.as_millis()
+                )
+            }
+            ProbeFailure::UntrustedCertificate(detail) => {
+                write!(f, "certificate not trusted: {detail}")
+            }
+            ProbeFailure::NameMismatch {
+                server_name,
+                presented,
+            } => {
+                write!(f, "certificate does not match server name {server_name}")?;
+                if presented.is_empty() {
+                    Ok(())
+                } else {
+                    write!(f, " (it is valid for {})", presented.join(", "))
+                }
+            }
+            ProbeFailure::Tls(detail) => write!(f, "TLS handshake failed: {detail}"),
+            ProbeFailure::HttpStatus { status, expected } => {
+                write!(f, "HTTP status {status} (expected {expected})")
+            }
+            ProbeFailure::Http(detail) => write!(f, "{detail}"),
             ProbeFailure::Error(message) => write!(f, "{message}"),
         }
     }
+}
+
+/// Probes `target` once as `settings` say, within `settings.timeout`: the one function that
+/// probers and `apidns probe` call. Success carries the time the probe took.
+pub async fn check(settings: &ProbeSettings, target: SocketAddr) -> Result<Duration, ProbeFailure> {
+    match &settings.kind {
+        ProbeKind::Tcp => tcp_connect(target, settings.timeout).await,
+        ProbeKind::Http(http) => http_probe::check(target, settings.timeout, http, None).await,
+        ProbeKind::Https(https) => {
+            http_probe::check(target, settings.timeout, &https.http, Some(https)).await
+        }
+    }
+}
+
+/// What a successful probe says in a transition log: `connected in 0.3ms`, `HTTP 200 in 2.1ms`.
+pub fn success_reason(settings: &ProbeSettings, latency: Duration) -> String {
+    let milliseconds = latency.as_secs_f64() * 1000.0;
+    match settings.kind.http() {
+        None => format!("connected in {milliseconds:.1}ms"),
+        Some(http) => format!("HTTP {} in {milliseconds:.1}ms", http.expect_status),
+    }
+}
+
+/// Warns, once per pool for the life of the process, that the pool's HTTPS probes accept any
+/// certificate. Every prober of the pool calls this when it starts.
+pub fn warn_if_insecure(pool: &Name, settings: &ProbeSettings) {
+    static WARNED: Mutex<Vec<Name>> = Mutex::new(Vec::new());
+    if !settings
+        .kind
+        .https()
+        .is_some_and(|https| https.tls.skips_verification())
+    {
+        return;
+    }
+    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+    if warned.contains(pool) {
+        return;
+    }
+    warned.push(pool.clone());
+    warn!(
+        pool = %pool,
+        "insecure_skip_verify is on: HTTPS probes accept any certificate for any name, so they cannot tell this pool's API servers from anything else that speaks TLS on the port"
+    );
 }
 
 /// Connects to `target` and closes at once; success means something accepts connections there.
@@ -35,17 +134,88 @@ impl fmt::Display for ProbeFailure {
 /// checks learned long ago.
 pub async fn tcp_connect(target: SocketAddr, timeout: Duration) -> Result<Duration, ProbeFailure> {
     let started = Instant::now();
-    match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+    match tokio::time::timeout(timeout, connect(target)).await {
         Ok(Ok(stream)) => {
             let latency = started.elapsed();
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
             drop(stream);
             Ok(latency)
         }
-        Ok(Err(error)) if error.kind() == io::ErrorKind::ConnectionRefused => {
+        Ok(Err(failure)) => Err(failure),
+        Err(_) => Err(ProbeFailure::Timeout(timeout)),
+    }
+}
+
+/// A TCP connection to `target` that closes with a reset when dropped (see [`tcp_connect`]).
+pub(super) async fn connect(target: SocketAddr) -> Result<TcpStream, ProbeFailure> {
+    match TcpStream::connect(target).await {
+        Ok(stream) => {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            Ok(stream)
+        }
+        Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
             Err(ProbeFailure::Refused)
         }
-        Ok(Err(error)) => Err(ProbeFailure::Error(error.to_string())),
-        Err(_) => Err(ProbeFailure::Timeout(timeout)),
+        Err(error) => Err(ProbeFailure::Error(error.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_as_sentences() {
+        let cases = [
+            (ProbeFailure::Refused, "connection refused"),
+            (
+                ProbeFailure::Timeout(Duration::from_millis(500)),
+                "timeout after 500ms",
+            ),
+            (
+                ProbeFailure::Stalled {
+                    after: Duration::from_millis(200),
+                    waiting_for: "the HTTP response",
+                },
+                "timeout after 200ms waiting for the HTTP response",
+            ),
+            (
+                ProbeFailure::HttpStatus {
+                    status: 500,
+                    expected: 200,
+                },
+                "HTTP status 500 (expected 200)",
+            ),
+            (
+                ProbeFailure::NameMismatch {
+                    server_name: "api.k8s.example.com".into(),
+                    presented: vec!["other.example.com".into(), "10.0.0.1".into()],
+                },
+                "certificate does not match server name api.k8s.example.com (it is valid for other.example.com, 10.0.0.1)",
+            ),
+            (
+                ProbeFailure::UntrustedCertificate("unknown issuer".into()),
+                "certificate not trusted: unknown issuer",
+            ),
+        ];
+        for (failure, text) in cases {
+            assert_eq!(failure.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn success_reason_names_the_kind() {
+        let tcp = ProbeSettings::default();
+        assert_eq!(
+            success_reason(&tcp, Duration::from_micros(300)),
+            "connected in 0.3ms"
+        );
+        let http = ProbeSettings {
+            kind: ProbeKind::Http(crate::config::HttpCheck::default()),
+            ..ProbeSettings::default()
+        };
+        assert_eq!(
+            success_reason(&http, Duration::from_micros(2100)),
+            "HTTP 200 in 2.1ms"
+        );
     }
 }

@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::machine::Machine;
-use super::probe::tcp_connect;
+use super::probe::{check, success_reason, warn_if_insecure};
 use super::status::{Health, MemberStatus};
 use crate::config::ProbeSettings;
+use crate::metrics::{MemberLabels, Metrics, PoolLabels, TransitionLabels};
 
 /// What one prober task watches.
 #[derive(Debug, Clone)]
@@ -22,6 +23,7 @@ pub struct MemberProbe {
     pub target: SocketAddr,
     pub settings: ProbeSettings,
     pub status: Arc<MemberStatus>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Probes until `stop` is cancelled. Every change of health bumps `changes`, so that the live
@@ -32,23 +34,49 @@ pub async fn run(probe: MemberProbe, changes: watch::Sender<u64>, stop: Cancella
         target,
         settings,
         status,
+        metrics,
     } = probe;
+    let pool_labels = PoolLabels {
+        pool: pool.to_string(),
+    };
+    let member_labels = MemberLabels {
+        pool: pool.to_string(),
+        member: target.to_string(),
+    };
+    let member_up = metrics.member_up.get_or_create_owned(&member_labels);
+    member_up.set(i64::from(status.health() == Health::Up));
+    warn_if_insecure(&pool, &settings);
     let mut machine = match status.health() {
-        Health::Pending => Machine::new(settings),
-        known => Machine::resume(settings, known),
+        Health::Pending => Machine::new(settings.clone()),
+        known => Machine::resume(settings.clone(), known),
     };
     let mut first = true;
     loop {
         let started = Instant::now();
         let result = tokio::select! {
-            result = tcp_connect(target, settings.timeout) => result,
+            result = check(&settings, target) => result,
             () = stop.cancelled() => return,
         };
         status.record(&result);
+        if let Ok(latency) = &result {
+            metrics
+                .probe_seconds
+                .get_or_create(&pool_labels)
+                .observe(latency.as_secs_f64());
+        }
         if let Some(transition) = machine.observe(result.is_ok()) {
             status.set(transition.to);
+            member_up.set(i64::from(transition.to == Health::Up));
+            metrics
+                .member_transitions
+                .get_or_create(&TransitionLabels {
+                    pool: member_labels.pool.clone(),
+                    member: member_labels.member.clone(),
+                    to: transition.to.as_str().to_string(),
+                })
+                .inc();
             let reason = match &result {
-                Ok(latency) => format!("connected in {:.1}ms", latency.as_secs_f64() * 1000.0),
+                Ok(latency) => success_reason(&settings, *latency),
                 Err(failure) => failure.to_string(),
             };
             let (from, to) = (transition.from.as_str(), transition.to.as_str());

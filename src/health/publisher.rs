@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::metrics::{Metrics, PoolLabels};
 use crate::zone::{LiveState, Snapshot};
 
 /// Rebuilds live sets whenever `changes` moves, until `shutdown`. Changes that arrive while a
@@ -16,9 +17,13 @@ use crate::zone::{LiveState, Snapshot};
 pub async fn publish_changes(
     snapshot: Arc<ArcSwap<Snapshot>>,
     mut changes: watch::Receiver<u64>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut last_state: HashMap<Name, LiveState> = HashMap::new();
+    for pool in snapshot.load().pools() {
+        export(&metrics, pool);
+    }
     loop {
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
@@ -26,7 +31,9 @@ pub async fn publish_changes(
         }
         let current = snapshot.load();
         for pool in current.pools() {
-            if !pool.refresh() {
+            let changed = pool.refresh();
+            export(&metrics, pool);
+            if !changed {
                 continue;
             }
             let live = pool.live();
@@ -49,4 +56,19 @@ pub async fn publish_changes(
             }
         }
     }
+}
+
+fn export(metrics: &Metrics, pool: &crate::zone::Pool) {
+    let live = pool.live();
+    let labels = PoolLabels {
+        pool: pool.config.name.to_string(),
+    };
+    metrics
+        .pool_members_up
+        .get_or_create(&labels)
+        .set(live.up as i64);
+    metrics
+        .pool_fallback
+        .get_or_create(&labels)
+        .set(i64::from(live.state != LiveState::Healthy));
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::prober::{self, MemberProbe};
 use super::status::{Health, MemberStatus};
 use crate::config::{Config, ProbeSettings};
+use crate::metrics::{MemberLabels, Metrics};
 
 type MemberKey = (Name, SocketAddr);
 
@@ -29,17 +30,25 @@ pub struct Probers {
     tasks: JoinSet<()>,
     changes: watch::Sender<u64>,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl Probers {
     /// Probers stop when `shutdown` is cancelled.
-    pub fn new(shutdown: CancellationToken) -> Self {
+    pub fn new(shutdown: CancellationToken, metrics: Arc<Metrics>) -> Self {
         Self {
             running: HashMap::new(),
             tasks: JoinSet::new(),
             changes: watch::Sender::new(0),
             shutdown,
+            metrics,
         }
+    }
+
+    /// A sender for changes made outside the probers (a reload, a drain), so that the publisher
+    /// refreshes live sets and gauges.
+    pub fn announcer(&self) -> watch::Sender<u64> {
+        self.changes.clone()
     }
 
     /// A receiver that sees a new value after every change of any member's health.
@@ -50,16 +59,24 @@ impl Probers {
     /// Starts probers for new members, stops those of removed members, and restarts (keeping
     /// the health) those whose probe settings changed.
     pub fn sync(&mut self, config: &Config) {
+        let mut previous: HashMap<MemberKey, Arc<MemberStatus>> = HashMap::new();
         let mut wanted: HashMap<MemberKey, ProbeSettings> = HashMap::new();
         for pool in config.zones.iter().flat_map(|zone| &zone.pools) {
             for &member in &pool.members {
-                wanted.insert((pool.name.clone(), member), pool.probe);
+                wanted.insert((pool.name.clone(), member), pool.probe.clone());
             }
         }
         self.running.retain(|key, running| {
             let keep = wanted.get(key) == Some(&running.settings);
             if !keep {
+                previous.insert(key.clone(), running.status.clone());
                 running.stop.cancel();
+                if !wanted.contains_key(key) {
+                    self.metrics.member_up.remove(&MemberLabels {
+                        pool: key.0.to_string(),
+                        member: key.1.to_string(),
+                    });
+                }
             }
             keep
         });
@@ -67,7 +84,10 @@ impl Probers {
             if self.running.contains_key(&key) {
                 continue;
             }
-            let status = Arc::new(MemberStatus::new(Health::Pending));
+            // A member whose probe settings changed keeps its health and drain state.
+            let status = previous
+                .remove(&key)
+                .unwrap_or_else(|| Arc::new(MemberStatus::new(Health::Pending)));
             self.start(key, settings, status);
         }
         while self.tasks.try_join_next().is_some() {}
@@ -78,8 +98,9 @@ impl Probers {
         let probe = MemberProbe {
             pool: key.0.clone(),
             target: key.1,
-            settings,
+            settings: settings.clone(),
             status: status.clone(),
+            metrics: self.metrics.clone(),
         };
         self.tasks
             .spawn(prober::run(probe, self.changes.clone(), stop.clone()));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use super::probe::{ProbeFailure, tcp_connect};
+use super::probe::{ProbeFailure, check};
 use crate::config::Config;
 
 #[derive(Debug, Clone)]
@@ -24,8 +24,8 @@ pub async fn probe_round(config: &Config) -> Vec<RoundResult> {
         for &member in &pool.members {
             let index = order.len();
             order.push((pool.name.clone(), member));
-            let timeout = pool.probe.timeout;
-            tasks.spawn(async move { (index, tcp_connect(member, timeout).await) });
+            let settings = pool.probe.clone();
+            tasks.spawn(async move { (index, check(&settings, member).await) });
         }
     }
     let mut results: Vec<Option<Result<Duration, ProbeFailure>>> = vec![None; order.len()];

@@ -2,7 +2,7 @@
 //! prober writes, the live-set builder reads (one atomic load), and reports read in full.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::probe::ProbeFailure;
@@ -44,6 +44,8 @@ pub struct ProbeReport {
 #[derive(Debug)]
 pub struct MemberStatus {
     health: AtomicU8,
+    /// Drained at run time (`apidns drain`): kept out of answers, still probed.
+    drained: AtomicBool,
     report: Mutex<ProbeReport>,
 }
 
@@ -51,6 +53,7 @@ impl MemberStatus {
     pub fn new(health: Health) -> Self {
         Self {
             health: AtomicU8::new(health as u8),
+            drained: AtomicBool::new(false),
             report: Mutex::new(ProbeReport {
                 since: SystemTime::now(),
                 last_probe: None,
@@ -79,6 +82,15 @@ impl MemberStatus {
             report.transitions += 1;
         }
         changed
+    }
+
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Acquire)
+    }
+
+    /// Drains or undrains the member; says whether that changed anything.
+    pub fn set_drained(&self, drained: bool) -> bool {
+        self.drained.swap(drained, Ordering::AcqRel) != drained
     }
 
     /// Records one probe result.

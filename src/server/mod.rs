@@ -6,6 +6,7 @@ mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -26,17 +27,41 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
-/// What every listener shares: the snapshot to answer from and the metrics to count in.
+/// What every listener shares: the snapshot to answer from, the metrics to count in, and the
+/// query log.
 #[derive(Clone)]
 pub struct Answerer {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub metrics: Arc<Metrics>,
     pub max_udp_payload: u16,
+    pub query_log: Arc<QueryLog>,
+}
+
+/// Query logging: off by default (a busy resolver would drown the log), every query, or one in
+/// N. Logged at info level under the `apidns::query` target.
+#[derive(Debug, Default)]
+pub struct QueryLog {
+    /// Log one query in this many; 0 logs none.
+    every: u64,
+    seen: AtomicU64,
+}
+
+impl QueryLog {
+    pub fn new(every: u64) -> Self {
+        Self {
+            every,
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    fn wants(&self) -> bool {
+        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed) % self.every == 0
+    }
 }
 
 impl Answerer {
     /// Answers one message and counts it; `None` when nothing is to be sent.
-    pub fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    pub fn answer(&self, query: &[u8], transport: Transport, peer: SocketAddr) -> Option<Vec<u8>> {
         let started = Instant::now();
         let reply = respond(
             &self.snapshot.load(),
@@ -45,6 +70,9 @@ impl Answerer {
             self.max_udp_payload,
         )?;
         self.count(&reply, transport, started);
+        if self.query_log.wants() {
+            log_query(query, &reply, transport, peer);
+        }
         Some(reply.bytes)
     }
 
@@ -62,6 +90,23 @@ impl Answerer {
         };
         self.metrics.record_query(&labels, started.elapsed());
     }
+}
+
+fn log_query(query: &[u8], reply: &Reply, transport: Transport, peer: SocketAddr) {
+    let question = hickory_proto::op::Message::from_vec(query)
+        .ok()
+        .and_then(|message| message.queries.first().map(|q| q.name().to_string()))
+        .unwrap_or_default();
+    tracing::info!(
+        target: "apidns::query",
+        client = %peer,
+        transport = ?transport,
+        name = %question,
+        qtype = %reply.qtype.map(|t| t.to_string()).unwrap_or_default(),
+        rcode = %RcodeLabel(reply.rcode),
+        bytes = reply.bytes.len(),
+        "query"
+    );
 }
 
 /// The running DNS listeners.

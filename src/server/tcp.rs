@@ -54,7 +54,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let _slot = slot;
-            serve_connection(stream, answerer, limits, shutdown).await;
+            serve_connection(stream, peer, answerer, limits, shutdown).await;
         });
         while connections.try_join_next().is_some() {}
     }
@@ -63,6 +63,7 @@ pub async fn serve(
 
 async fn serve_connection(
     mut stream: TcpStream,
+    peer: std::net::SocketAddr,
     answerer: Answerer,
     limits: TcpLimits,
     shutdown: CancellationToken,
@@ -85,7 +86,7 @@ async fn serve_connection(
         ) {
             return;
         }
-        let Some(reply) = answerer.answer(&query, Transport::Tcp) else {
+        let Some(reply) = answerer.answer(&query, Transport::Tcp, peer) else {
             // Not a query (a response, or too short for a header): the stream is not DNS.
             return;
         };

@@ -31,7 +31,7 @@ pub async fn serve(socket: UdpSocket, answerer: Answerer, shutdown: Cancellation
         if peer.port() == 0 {
             continue;
         }
-        let Some(reply) = answerer.answer(&buffer[..length], Transport::Udp) else {
+        let Some(reply) = answerer.answer(&buffer[..length], Transport::Udp, peer) else {
             continue;
         };
         if let Err(error) = socket.send_to(&reply, peer).await {

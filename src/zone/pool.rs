@@ -116,21 +116,30 @@ impl Pool {
     }
 }
 
+impl PoolMember {
+    /// Drained by the configuration or at run time.
+    pub fn is_drained(&self, config: &PoolConfig) -> bool {
+        self.status.is_drained() || config.drain.contains(&self.address.ip())
+    }
+}
+
 fn build_live_set(config: &PoolConfig, members: &[PoolMember]) -> LiveSet {
-    let up = members
+    // A drained member is never answered, not even when all others are down: the operator took
+    // it out for maintenance, and sending clients to it then is the one thing they asked not to.
+    let serving: Vec<&PoolMember> = members
         .iter()
+        .filter(|member| !member.is_drained(config))
+        .collect();
+    let live: Vec<&PoolMember> = serving
+        .iter()
+        .copied()
         .filter(|member| member.status.health() == Health::Up)
-        .count();
+        .collect();
+    let up = live.len();
     let too_few = up == 0 || up < config.min_up;
     let (state, answered): (LiveState, Vec<&PoolMember>) = match (too_few, config.all_down) {
-        (false, _) => (
-            LiveState::Healthy,
-            members
-                .iter()
-                .filter(|member| member.status.health() == Health::Up)
-                .collect(),
-        ),
-        (true, AllDown::All) => (LiveState::AllAnswered, members.iter().collect()),
+        (false, _) => (LiveState::Healthy, live),
+        (true, AllDown::All) => (LiveState::AllAnswered, serving),
         (true, AllDown::None) => (LiveState::NoneAnswered, Vec::new()),
     };
     let mut v4 = Vec::new();
@@ -173,6 +182,7 @@ mod tests {
             min_up,
             max_answers: 10,
             probe: ProbeSettings::default(),
+            drain: Vec::new(),
         };
         Pool::new(config, members)
     }
@@ -224,6 +234,26 @@ mod tests {
         assert!(pool.answer(RecordType::A).is_empty());
         assert_eq!(pool.live().state, LiveState::NoneAnswered);
         assert!(!pool.refresh(), "nothing changed");
+    }
+
+    #[test]
+    fn drained_members_are_never_answered() {
+        let pool = pool(
+            &[
+                ("192.0.2.1:6443", Health::Up),
+                ("192.0.2.2:6443", Health::Down),
+            ],
+            AllDown::All,
+            0,
+        );
+        assert!(pool.members[0].status.set_drained(true));
+        assert!(pool.refresh());
+        // The only up member is drained: the fallback answers the others, never the drained one.
+        assert_eq!(addresses(&pool.answer(RecordType::A)), ["192.0.2.2"]);
+        assert_eq!(pool.live().state, LiveState::AllAnswered);
+        pool.members[0].status.set_drained(false);
+        assert!(pool.refresh());
+        assert_eq!(addresses(&pool.answer(RecordType::A)), ["192.0.2.1"]);
     }
 
     #[test]

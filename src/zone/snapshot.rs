@@ -45,6 +45,29 @@ impl Snapshot {
         self.zones.iter().flat_map(|zone| zone.pools.iter())
     }
 
+    /// Drains (or undrains) a member at run time and rebuilds its pool's live set at once.
+    /// `pool` may omit the trailing dot; `member` is an address, optionally with its port.
+    /// Returns whether anything changed.
+    pub fn set_drained(&self, pool: &str, member: &str, drained: bool) -> Result<bool, String> {
+        let wanted = pool.trim_end_matches('.').to_ascii_lowercase() + ".";
+        let pool = self
+            .pools()
+            .find(|p| p.config.name.to_string() == wanted)
+            .ok_or_else(|| format!("no pool named {wanted}"))?;
+        let matches = |address: &SocketAddr| {
+            member.parse::<SocketAddr>().ok() == Some(*address)
+                || member.parse::<std::net::IpAddr>().ok() == Some(address.ip())
+        };
+        let found = pool
+            .members
+            .iter()
+            .find(|m| matches(&m.address))
+            .ok_or_else(|| format!("pool {wanted} has no member {member}"))?;
+        let changed = found.status.set_drained(drained);
+        pool.refresh();
+        Ok(changed)
+    }
+
     /// Rebuilds every pool's live set from its members' health; true when any changed.
     pub fn refresh_live_sets(&self) -> bool {
         self.pools()

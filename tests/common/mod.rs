@@ -104,6 +104,8 @@ pub struct TestServer {
     pub config: PathBuf,
     /// Bound DNS addresses, as the server logged them.
     pub addresses: Vec<SocketAddr>,
+    /// The HTTP endpoint, when the configuration has `http`.
+    pub http: Option<SocketAddr>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -159,6 +161,7 @@ impl TestServer {
             });
         }
         let mut addresses = Vec::new();
+        let mut http = None;
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -170,6 +173,12 @@ impl TestServer {
                         .and_then(|a| a.parse().ok())
                         .expect("listening line carries address=");
                     addresses.push(address);
+                }
+                Ok(line) if line.contains("http endpoint on") => {
+                    http = line
+                        .split_whitespace()
+                        .find_map(|word| word.strip_prefix("address="))
+                        .and_then(|a| a.parse().ok());
                 }
                 Ok(line) if line.contains(" serving ") => break,
                 Ok(_) => {}
@@ -187,6 +196,7 @@ impl TestServer {
             dir,
             config,
             addresses,
+            http,
             logs,
         }
     }
@@ -441,4 +451,45 @@ pub fn authority_soa(message: &Message) -> Option<(&Record, &SOA)> {
             RData::SOA(soa) => Some((record, soa)),
             _ => None,
         })
+}
+
+/// One HTTP/1.1 request to `address`; returns the status code and the body.
+pub fn http_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&address, REPLY_TIMEOUT).expect("http connect");
+    stream
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .expect("set timeout");
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: apidns\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("http write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("http read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("http head and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    (status, body.to_string())
+}
+
+pub fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
+    http_request(address, "GET", path, None)
+}
+
+/// A loopback port that was free a moment ago (for configurations that must name a port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
 }

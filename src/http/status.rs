@@ -1,0 +1,97 @@
+//! The `/status` document: every zone, pool and member as apidns sees them now.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::health::Health;
+use crate::zone::{LiveState, Snapshot};
+
+pub fn status(snapshot: &Snapshot, ready: bool) -> Value {
+    let zones: Vec<Value> = snapshot
+        .zones()
+        .iter()
+        .map(|zone| {
+            let pools: Vec<Value> = zone
+                .pools
+                .iter()
+                .map(|pool| {
+                    let live = pool.live();
+                    let members: Vec<Value> = pool
+                        .members
+                        .iter()
+                        .map(|member| {
+                            let report = member.status.report();
+                            let (result, latency_ms) = match &report.last_result {
+                                Some(Ok(latency)) => {
+                                    (json!("ok"), json!(latency.as_secs_f64() * 1000.0))
+                                }
+                                Some(Err(failure)) => (json!(failure.to_string()), Value::Null),
+                                None => (Value::Null, Value::Null),
+                            };
+                            json!({
+                                "address": member.address.ip().to_string(),
+                                "port": member.address.port(),
+                                "health": member.status.health().as_str(),
+                                "drained": member.is_drained(&pool.config),
+                                "answered": is_answered(&live, member.address.ip()),
+                                "since": unix(report.since),
+                                "for_seconds": age(report.since),
+                                "last_probe": report.last_probe.map(unix),
+                                "last_result": result,
+                                "last_latency_ms": latency_ms,
+                                "consecutive_successes": report.consecutive_successes,
+                                "consecutive_failures": report.consecutive_failures,
+                                "transitions": report.transitions,
+                            })
+                        })
+                        .collect();
+                    json!({
+                        "name": pool.config.name.to_string(),
+                        "ttl": pool.config.ttl,
+                        "all_down": pool.config.all_down.as_str(),
+                        "min_up": pool.config.min_up,
+                        "state": match live.state {
+                            LiveState::Healthy => "healthy",
+                            LiveState::AllAnswered => "too few up: answering all",
+                            LiveState::NoneAnswered => "too few up: answering none",
+                        },
+                        "up": pool.members.iter().filter(|m| m.status.health() == Health::Up).count(),
+                        "members": members,
+                    })
+                })
+                .collect();
+            json!({
+                "origin": zone.config.origin.to_string(),
+                "file": zone.config.file.display().to_string(),
+                "serial": zone.config.soa.serial,
+                "pools": pools,
+            })
+        })
+        .collect();
+    json!({ "ready": ready, "zones": zones })
+}
+
+fn is_answered(live: &crate::zone::LiveSet, address: std::net::IpAddr) -> bool {
+    live.v4
+        .iter()
+        .chain(&live.v6)
+        .any(|record| match &record.data {
+            hickory_proto::rr::RData::A(a) => std::net::IpAddr::V4(a.0) == address,
+            hickory_proto::rr::RData::AAAA(aaaa) => std::net::IpAddr::V6(aaaa.0) == address,
+            _ => false,
+        })
+}
+
+fn unix(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+fn age(time: SystemTime) -> f64 {
+    SystemTime::now()
+        .duration_since(time)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
