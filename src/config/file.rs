@@ -98,7 +98,13 @@ pub struct RecordEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSection {
-    pub members: Spanned<Vec<Spanned<String>>>,
+    pub members: Spanned<Vec<Spanned<MemberEntry>>>,
+    /// Service label of the pool's SRV records, e.g. `_https._tcp`.
+    pub srv: Option<Spanned<String>>,
+    /// Where member names live, relative to the origin (default: under the pool's name).
+    pub member_domain: Option<Spanned<String>>,
+    pub weight: Option<Spanned<i64>>,
+    pub priority: Option<Spanned<i64>>,
     pub port: Option<Spanned<i64>>,
     pub ttl: Option<Spanned<i64>>,
     pub all_down: Option<Spanned<String>>,
@@ -106,4 +112,48 @@ pub struct PoolSection {
     pub max_answers: Option<Spanned<i64>>,
     pub probe: Option<ProbeSection>,
     pub drain: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// A pool member: `"192.0.2.10"` / `"192.0.2.10:6443"`, or a table with a name.
+#[derive(Debug)]
+pub enum MemberEntry {
+    Address(String),
+    Table(MemberTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberTable {
+    pub address: Spanned<String>,
+    pub name: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub weight: Option<Spanned<i64>>,
+    pub priority: Option<Spanned<i64>>,
+}
+
+// By hand rather than `#[serde(untagged)]`, whose only error is "data did not match any
+// variant": a misspelt key in a member table should be named.
+impl<'de> Deserialize<'de> for MemberEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = MemberEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "an address string or a table { name = \"cp1\", address = \"192.0.2.10\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<MemberEntry, E> {
+                Ok(MemberEntry::Address(value.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<MemberEntry, A::Error> {
+                MemberTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(MemberEntry::Table)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }

@@ -212,6 +212,24 @@ pub struct Soa {
     pub ttl: u32,
 }
 
+/// One pool member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The address answered and the port probed (and given in SRV records).
+    pub address: SocketAddr,
+    /// Its host name, answered with its address at all times; the target of its SRV record.
+    /// Members configured without a name get `ip-192-0-2-10`-style names.
+    pub host: Name,
+    pub weight: u16,
+    pub priority: u16,
+}
+
+/// Default SRV weight: above 0, because HAProxy takes a server's weight from the SRV record
+/// and sends nothing to weight 0.
+pub const DEFAULT_SRV_WEIGHT: u16 = 10;
+/// Default service label of a pool's SRV records.
+pub const DEFAULT_SRV_SERVICE: &str = "_https._tcp";
+
 /// What a pool answers when too few members are up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AllDown {
@@ -235,8 +253,10 @@ pub struct PoolConfig {
     /// Absolute, lower-case name answered with the live members, e.g. `api.k8s.example.com.`.
     pub name: Name,
     pub ttl: u32,
-    /// Members in configuration order; the address and the port that is probed.
-    pub members: Vec<SocketAddr>,
+    /// Members in configuration order.
+    pub members: Vec<Member>,
+    /// Owner of the pool's SRV records, e.g. `_https._tcp.api.k8s.example.com.`.
+    pub srv_name: Name,
     pub all_down: AllDown,
     /// With fewer members up than this, answer as if all were down (0: only when none is up).
     pub min_up: usize,

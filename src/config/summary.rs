@@ -71,7 +71,11 @@ pub fn summary(config: &Config) -> String {
             );
             let _ = writeln!(out, "    probe {}", describe_probe(&probe.kind));
             for member in &pool.members {
-                let _ = writeln!(out, "    member {member}");
+                let _ = writeln!(
+                    out,
+                    "    member {} ({}, weight {}, priority {})",
+                    member.address, member.host, member.weight, member.priority
+                );
             }
         }
     }

@@ -11,10 +11,10 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use toml::Spanned;
 
 use super::error::{ConfigError, Source};
-use super::file::{PoolSection, RecordEntry, ZoneFile};
+use super::file::{MemberEntry, PoolSection, RecordEntry, ZoneFile};
 use super::model::{
-    AllDown, DEFAULT_POOL_PORT, DEFAULT_POOL_TTL, DEFAULT_ZONE_TTL, PoolConfig, ProbeSettings, Soa,
-    ZoneConfig,
+    AllDown, DEFAULT_POOL_PORT, DEFAULT_POOL_TTL, DEFAULT_SRV_SERVICE, DEFAULT_SRV_WEIGHT,
+    DEFAULT_ZONE_TTL, Member, PoolConfig, ProbeSettings, Soa, ZoneConfig,
 };
 use super::values::{PoolName, integer, integer_or, probe_settings};
 
@@ -126,6 +126,7 @@ pub fn parse(
                 ),
             ));
         }
+        check_pool_names(&source, key, &field, &pool, &pools, &records)?;
         pools.push(pool);
     }
 
@@ -136,6 +137,61 @@ pub fn parse(
         records,
         pools,
     })
+}
+
+/// The names a pool adds besides its own (its members' names and its SRV name) must not clash
+/// with static records or with another pool's names.
+fn check_pool_names(
+    source: &Source<'_>,
+    key: &Spanned<String>,
+    field: &str,
+    pool: &PoolConfig,
+    earlier: &[PoolConfig],
+    records: &[Record],
+) -> Result<(), ConfigError> {
+    let clash = |message: String| Err(source.error(key.span(), field, message));
+    if let Some(record) = records.iter().find(|r| r.name == pool.srv_name) {
+        return clash(format!(
+            "the pool's SRV name {} already has a static {} record",
+            pool.srv_name,
+            record.record_type()
+        ));
+    }
+    for member in &pool.members {
+        if let Some(record) = records.iter().find(|r| r.name == member.host) {
+            return clash(format!(
+                "member name {} (for {}) already has a static {} record; name the member differently or set member_domain",
+                member.host,
+                member.address,
+                record.record_type()
+            ));
+        }
+        if member.host == pool.name || earlier.iter().any(|other| other.name == member.host) {
+            return clash(format!("member name {} is also a pool name", member.host));
+        }
+        for other in earlier {
+            if let Some(twin) = other.members.iter().find(|m| {
+                m.host == member.host
+                    && m.address.ip() != member.address.ip()
+                    && m.address.is_ipv4() == member.address.is_ipv4()
+            }) {
+                return clash(format!(
+                    "member name {} means {} here and {} in pool {}",
+                    member.host,
+                    member.address.ip(),
+                    twin.address.ip(),
+                    other.name
+                ));
+            }
+        }
+    }
+    if earlier.iter().any(|other| other.name == pool.srv_name) {
+        return clash(format!(
+            "the pool's SRV name {} is also a pool name",
+            pool.srv_name
+        ));
+    }
+    Ok(())
 }
 
 fn collides_with_pool(record: &Record, pool: &Name, origin: &Name) -> bool {
@@ -429,31 +485,73 @@ fn parse_pool(
             "a pool needs at least one member",
         ));
     }
-    let mut members = Vec::with_capacity(pool.members.get_ref().len());
+    let member_domain = match &pool.member_domain {
+        Some(text) => parse_name(
+            source,
+            text,
+            origin,
+            &format!("{prefix}.member_domain"),
+            true,
+        )?,
+        None => name.clone(),
+    };
+    let default_weight: u16 = integer_or(
+        source,
+        &pool.weight,
+        &format!("{prefix}.weight"),
+        0..=65535,
+        DEFAULT_SRV_WEIGHT,
+    )?;
+    let default_priority: u16 = integer_or(
+        source,
+        &pool.priority,
+        &format!("{prefix}.priority"),
+        0..=65535,
+        0,
+    )?;
+    let mut members: Vec<Member> = Vec::with_capacity(pool.members.get_ref().len());
     let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
     for (index, entry) in pool.members.get_ref().iter().enumerate() {
         let field = format!("{prefix}.members[{index}]");
-        let member = parse_member(entry.get_ref(), port)
-            .ok_or_else(|| {
-                source.error(
-                    entry.span(),
-                    &field,
-                    format!(
-                        "\"{}\" is not a member address (expected an IPv4 or IPv6 address, optionally with a port: \"192.0.2.10\", \"192.0.2.10:6443\", \"2001:db8::10\", \"[2001:db8::10]:6443\")",
-                        entry.get_ref()
-                    ),
-                )
-            })?;
-        if let Some(first) = seen.insert(member, index) {
+        let member = parse_member_entry(
+            source,
+            entry,
+            &field,
+            MemberDefaults {
+                port,
+                weight: default_weight,
+                priority: default_priority,
+                domain: &member_domain,
+                origin,
+            },
+        )?;
+        if let Some(first) = seen.insert(member.address, index) {
             return Err(source.error(
                 entry.span(),
                 field,
-                format!("{member} is already listed as {prefix}.members[{first}]"),
+                format!(
+                    "{} is already listed as {prefix}.members[{first}]",
+                    member.address
+                ),
+            ));
+        }
+        // One name may carry an IPv4 and an IPv6 address (a dual-stack node), never two of a kind.
+        if let Some(other) = members
+            .iter()
+            .position(|m| m.host == member.host && m.address.is_ipv4() == member.address.is_ipv4())
+        {
+            return Err(source.error(
+                entry.span(),
+                field,
+                format!(
+                    "the name {} is already used by {prefix}.members[{other}]",
+                    member.host
+                ),
             ));
         }
         members.push(member);
     }
-    let addresses: HashSet<IpAddr> = members.iter().map(SocketAddr::ip).collect();
+    let addresses: HashSet<IpAddr> = members.iter().map(|m| m.address.ip()).collect();
     if addresses.len() != members.len() {
         return Err(source.error(
             pool.members.span(),
@@ -461,6 +559,31 @@ fn parse_pool(
             "the same address is listed with two ports; a DNS answer carries addresses only",
         ));
     }
+    let srv_name = match &pool.srv {
+        Some(label) => {
+            let field = format!("{prefix}.srv");
+            let relative = Name::from_ascii(label.get_ref().trim())
+                .ok()
+                .filter(|n| !n.is_fqdn() && !n.is_root())
+                .ok_or_else(|| {
+                    source.error(
+                        label.span(),
+                        &field,
+                        format!(
+                            "\"{}\" is not a service label (expected e.g. \"_https._tcp\")",
+                            label.get_ref()
+                        ),
+                    )
+                })?;
+            relative
+                .append_domain(&name)
+                .map_err(|error| source.error(label.span(), &field, error.to_string()))?
+                .to_lowercase()
+        }
+        None => Name::from_ascii(DEFAULT_SRV_SERVICE)
+            .and_then(|service| service.append_domain(&name))
+            .map_err(|error| source.error(key.span(), &prefix, error.to_string()))?,
+    };
 
     let all_down = match &pool.all_down {
         None => AllDown::All,
@@ -501,7 +624,7 @@ fn parse_pool(
         for (index, entry) in list.get_ref().iter().enumerate() {
             let field = format!("{prefix}.drain[{index}]");
             let address = parse_member(entry.get_ref(), port)
-                .filter(|address| members.iter().any(|m| m.ip() == address.ip()))
+                .filter(|address| members.iter().any(|m| m.address.ip() == address.ip()))
                 .ok_or_else(|| {
                     source.error(
                         entry.span(),
@@ -517,6 +640,7 @@ fn parse_pool(
     }
     Ok(PoolConfig {
         name,
+        srv_name,
         ttl: integer_or(
             source,
             &pool.ttl,
@@ -531,6 +655,124 @@ fn parse_pool(
         probe,
         drain,
     })
+}
+
+/// What a member takes from its pool unless it says otherwise.
+struct MemberDefaults<'a> {
+    port: u16,
+    weight: u16,
+    priority: u16,
+    domain: &'a Name,
+    origin: &'a Name,
+}
+
+fn parse_member_entry(
+    source: &Source<'_>,
+    entry: &Spanned<MemberEntry>,
+    field: &str,
+    defaults: MemberDefaults<'_>,
+) -> Result<Member, ConfigError> {
+    let not_an_address = |text: &str, span| {
+        source.error(
+            span,
+            field,
+            format!(
+                "\"{text}\" is not a member address (expected an IPv4 or IPv6 address, optionally with a port: \"192.0.2.10\", \"192.0.2.10:6443\", \"2001:db8::10\", \"[2001:db8::10]:6443\")"
+            ),
+        )
+    };
+    let table = match entry.get_ref() {
+        MemberEntry::Address(text) => {
+            let address = parse_member(text, defaults.port)
+                .ok_or_else(|| not_an_address(text, entry.span()))?;
+            return Ok(Member {
+                address,
+                host: generated_host(address, defaults.domain)
+                    .map_err(|message| source.error(entry.span(), field, message))?,
+                weight: defaults.weight,
+                priority: defaults.priority,
+            });
+        }
+        MemberEntry::Table(table) => table,
+    };
+    let port = integer_or(
+        source,
+        &table.port,
+        &format!("{field}.port"),
+        1..=65535,
+        defaults.port,
+    )?;
+    let text = table.address.get_ref();
+    let address = match text.trim().parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => {
+            let address = parse_member(text, port)
+                .ok_or_else(|| not_an_address(text, table.address.span()))?;
+            if table.port.is_some() {
+                return Err(source.error(
+                    table.address.span(),
+                    format!("{field}.address"),
+                    "the port is given twice (in the address and as port)",
+                ));
+            }
+            address
+        }
+    };
+    let host = match &table.name {
+        Some(name) => {
+            let name_field = format!("{field}.name");
+            let text = name.get_ref().trim();
+            let host = if text.ends_with('.') {
+                Name::from_ascii(text)
+            } else {
+                Name::from_ascii(text).and_then(|n| n.append_domain(defaults.domain))
+            }
+            .map_err(|error| {
+                source.error(name.span(), &name_field, format!("\"{text}\": {error}"))
+            })?
+            .to_lowercase();
+            if text.is_empty() || text == "@" || !defaults.origin.zone_of(&host) {
+                return Err(source.error(
+                    name.span(),
+                    name_field,
+                    format!(
+                        "\"{text}\" is not a host name inside the zone {}",
+                        defaults.origin
+                    ),
+                ));
+            }
+            host
+        }
+        None => generated_host(address, defaults.domain)
+            .map_err(|message| source.error(entry.span(), field, message))?,
+    };
+    Ok(Member {
+        address,
+        host,
+        weight: integer_or(
+            source,
+            &table.weight,
+            &format!("{field}.weight"),
+            0..=65535,
+            defaults.weight,
+        )?,
+        priority: integer_or(
+            source,
+            &table.priority,
+            &format!("{field}.priority"),
+            0..=65535,
+            defaults.priority,
+        )?,
+    })
+}
+
+/// `ip-192-0-2-10.<domain>` for a member configured without a name.
+fn generated_host(address: SocketAddr, domain: &Name) -> Result<Name, String> {
+    let label = format!("ip-{}", address.ip().to_string().replace(['.', ':'], "-"));
+    Name::from_ascii(&label)
+        .and_then(|name| name.append_domain(domain))
+        .map(|name| name.to_lowercase())
+        .map_err(|error| format!("cannot name the member {address}: {error}"))
 }
 
 /// `"192.0.2.10"`, `"192.0.2.10:6443"`, `"2001:db8::10"` or `"[2001:db8::10]:6443"`.
@@ -578,9 +820,25 @@ rname = "hostmaster.example.com."
         assert_eq!(zone.soa.mname.to_string(), "ns1.k8s.example.com.");
         let pool = &zone.pools[0];
         assert_eq!(pool.name.to_string(), "api.k8s.example.com.");
-        assert_eq!(pool.members[0], "192.0.2.10:6443".parse().unwrap());
-        assert_eq!(pool.members[1], "192.0.2.11:7443".parse().unwrap());
-        assert_eq!(pool.members[2], "[2001:db8::10]:6443".parse().unwrap());
+        assert_eq!(pool.members[0].address, "192.0.2.10:6443".parse().unwrap());
+        assert_eq!(pool.members[1].address, "192.0.2.11:7443".parse().unwrap());
+        assert_eq!(
+            pool.members[2].address,
+            "[2001:db8::10]:6443".parse().unwrap()
+        );
+        assert_eq!(
+            pool.members[0].host.to_string(),
+            "ip-192-0-2-10.api.k8s.example.com."
+        );
+        assert_eq!(
+            pool.members[2].host.to_string(),
+            "ip-2001-db8--10.api.k8s.example.com."
+        );
+        assert_eq!(
+            pool.srv_name.to_string(),
+            "_https._tcp.api.k8s.example.com."
+        );
+        assert_eq!((pool.members[0].weight, pool.members[0].priority), (10, 0));
         assert_eq!(
             (pool.ttl, pool.max_answers, pool.all_down),
             (5, 3, AllDown::All)
@@ -674,6 +932,64 @@ rname = "hostmaster.example.com."
             assert_eq!(error.field.as_deref(), Some(field), "{error}");
             assert!(error.message.contains(message), "{error}");
             assert!(error.position.is_some_and(|(line, _)| line > 9), "{error}");
+        }
+    }
+
+    #[test]
+    fn named_members_and_srv_settings() {
+        let zone = parse_text(&format!(
+            "{HEAD}\n[pool.api]\nsrv = \"_kube._tcp\"\nweight = 5\nmember_domain = \"nodes\"\nmembers = [\n  {{ name = \"cp1\", address = \"192.0.2.10\", weight = 20 }},\n  {{ name = \"cp1\", address = \"2001:db8::10\", port = 7443 }},\n  \"192.0.2.11\",\n]\n"
+        ))
+        .expect("valid");
+        let pool = &zone.pools[0];
+        assert_eq!(pool.srv_name.to_string(), "_kube._tcp.api.k8s.example.com.");
+        assert_eq!(
+            pool.members[0].host.to_string(),
+            "cp1.nodes.k8s.example.com."
+        );
+        assert_eq!(
+            pool.members[1].host, pool.members[0].host,
+            "a dual-stack node"
+        );
+        assert_eq!(
+            pool.members[1].address,
+            "[2001:db8::10]:7443".parse().unwrap()
+        );
+        assert_eq!((pool.members[0].weight, pool.members[1].weight), (20, 5));
+        assert_eq!(
+            pool.members[2].host.to_string(),
+            "ip-192-0-2-11.nodes.k8s.example.com."
+        );
+    }
+
+    #[test]
+    fn member_table_errors() {
+        let cases = [
+            (
+                "members = [{ adress = \"192.0.2.1\" }]",
+                "unknown field `adress`",
+            ),
+            (
+                "members = [{ name = \"a\", address = \"192.0.2.1\" }, { name = \"a\", address = \"192.0.2.2\" }]",
+                "already used",
+            ),
+            (
+                "members = [{ address = \"192.0.2.1:80\", port = 81 }]",
+                "port is given twice",
+            ),
+            (
+                "members = [{ name = \"ns1\", address = \"192.0.2.1\" }]\nmember_domain = \"@\"",
+                "already has a static A record",
+            ),
+            (
+                "members = [\"192.0.2.1\"]\nsrv = \"_x._tcp.\"",
+                "not a service label",
+            ),
+        ];
+        for (body, message) in cases {
+            let error = parse_text(&format!("{HEAD}\n[pool.api]\n{body}\n")).unwrap_err();
+            assert!(error.message.contains(message), "{body}: {error}");
+            assert!(error.position.is_some(), "{error}");
         }
     }
 

@@ -103,6 +103,20 @@ pub fn resolve(
                     current = target;
                     continue;
                 }
+                if let Some(pool) = node
+                    .srv_pool
+                    .as_ref()
+                    .filter(|_| matches!(record_type, RecordType::SRV | RecordType::ANY))
+                {
+                    // Health-checked SRV: the live members, with their addresses alongside.
+                    let (records, additional) = pool.answer_srv();
+                    if records.is_empty() {
+                        answer.authority.push(zone.negative_soa.clone());
+                    }
+                    answer.answers.extend(records);
+                    answer.additional = additional;
+                    return answer;
+                }
                 let records = records_at(node, record_type);
                 if records.is_empty() {
                     answer.authority.push(zone.negative_soa.clone());

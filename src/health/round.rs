@@ -21,7 +21,7 @@ pub async fn probe_round(config: &Config) -> Vec<RoundResult> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut order = Vec::new();
     for pool in config.zones.iter().flat_map(|zone| &zone.pools) {
-        for &member in &pool.members {
+        for member in pool.members.iter().map(|m| m.address) {
             let index = order.len();
             order.push((pool.name.clone(), member));
             let settings = pool.probe.clone();

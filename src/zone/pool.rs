@@ -5,17 +5,46 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::rr::rdata::{A, AAAA, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::config::{AllDown, PoolConfig};
+use crate::config::{AllDown, Member, PoolConfig};
 use crate::health::{Health, MemberStatus};
 
-/// One member: where it is and how it is doing.
+/// One member: where it is, what it is called, and how it is doing.
 #[derive(Debug)]
 pub struct PoolMember {
     pub address: SocketAddr,
+    pub host: Name,
+    pub weight: u16,
+    pub priority: u16,
     pub status: Arc<MemberStatus>,
+}
+
+impl PoolMember {
+    pub fn new(member: &Member, status: Arc<MemberStatus>) -> Self {
+        Self {
+            address: member.address,
+            host: member.host.clone(),
+            weight: member.weight,
+            priority: member.priority,
+            status,
+        }
+    }
+
+    /// Drained by the configuration or at run time.
+    pub fn is_drained(&self, config: &PoolConfig) -> bool {
+        self.status.is_drained() || config.drain.contains(&self.address.ip())
+    }
+
+    /// Its address record, owned by `owner`.
+    pub fn address_record(&self, owner: &Name, ttl: u32) -> Record {
+        let data = match self.address.ip() {
+            IpAddr::V4(ip) => RData::A(A(ip)),
+            IpAddr::V6(ip) => RData::AAAA(AAAA(ip)),
+        };
+        Record::from_rdata(owner.clone(), ttl, data)
+    }
 }
 
 /// Why a pool's answer is what it is.
@@ -29,12 +58,21 @@ pub enum LiveState {
     NoneAnswered,
 }
 
+/// One SRV record of the live set and the addresses of its target, for the additional section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SrvTarget {
+    pub srv: Record,
+    pub addresses: Vec<Record>,
+}
+
 /// The records a pool answers right now, built once per health change and read by every query.
 #[derive(Debug)]
 pub struct LiveSet {
     pub v4: Vec<Record>,
     pub v6: Vec<Record>,
-    /// Members currently up.
+    /// One per answered host name (a dual-stack node has one SRV record, two addresses).
+    pub srv: Vec<SrvTarget>,
+    /// Members currently up (and not drained).
     pub up: usize,
     pub state: LiveState,
 }
@@ -47,6 +85,14 @@ impl LiveSet {
             _ => &[],
         }
     }
+
+    fn same_as(&self, other: &LiveSet) -> bool {
+        self.state == other.state
+            && self.up == other.up
+            && self.v4 == other.v4
+            && self.v6 == other.v6
+            && self.srv == other.srv
+    }
 }
 
 #[derive(Debug)]
@@ -54,10 +100,11 @@ pub struct Pool {
     pub config: PoolConfig,
     pub members: Vec<PoolMember>,
     live: ArcSwap<LiveSet>,
-    /// One counter per address family: a shared one would advance twice for every A + AAAA
-    /// pair that dual-stack clients send, and with two members the A answer would never rotate.
+    /// One counter per answer kind: a shared one would advance twice for every A + AAAA pair
+    /// that dual-stack clients send, and with two members the A answer would never rotate.
     rotation_v4: AtomicUsize,
     rotation_v6: AtomicUsize,
+    rotation_srv: AtomicUsize,
 }
 
 impl Pool {
@@ -69,6 +116,7 @@ impl Pool {
             live: ArcSwap::from_pointee(live),
             rotation_v4: AtomicUsize::new(0),
             rotation_v6: AtomicUsize::new(0),
+            rotation_srv: AtomicUsize::new(0),
         }
     }
 
@@ -81,11 +129,7 @@ impl Pool {
     /// changed.
     pub fn refresh(&self) -> bool {
         let next = build_live_set(&self.config, &self.members);
-        let current = self.live.load();
-        let same = current.state == next.state
-            && current.up == next.up
-            && current.v4 == next.v4
-            && current.v6 == next.v6;
+        let same = self.live.load().same_as(&next);
         if !same {
             self.live.store(Arc::new(next));
         }
@@ -96,30 +140,37 @@ impl Pool {
     /// `max_answers`.
     pub fn answer(&self, record_type: RecordType) -> Vec<Record> {
         let live = self.live.load();
-        let records = live.records(record_type);
-        if records.is_empty() {
-            return Vec::new();
-        }
         let counter = match record_type {
             RecordType::AAAA => &self.rotation_v6,
             _ => &self.rotation_v4,
         };
-        let start = counter.fetch_add(1, Ordering::Relaxed) % records.len();
-        let count = records.len().min(self.config.max_answers);
-        records
-            .iter()
-            .cycle()
-            .skip(start)
-            .take(count)
+        self.window(live.records(record_type), counter)
             .cloned()
             .collect()
     }
-}
 
-impl PoolMember {
-    /// Drained by the configuration or at run time.
-    pub fn is_drained(&self, config: &PoolConfig) -> bool {
-        self.status.is_drained() || config.drain.contains(&self.address.ip())
+    /// The SRV answer and its additional addresses: the same live members, rotation, cut and
+    /// TTL as the address answers.
+    pub fn answer_srv(&self) -> (Vec<Record>, Vec<Record>) {
+        let live = self.live.load();
+        let targets: Vec<&SrvTarget> = self.window(&live.srv, &self.rotation_srv).collect();
+        let answers = targets.iter().map(|target| target.srv.clone()).collect();
+        let additional = targets
+            .iter()
+            .flat_map(|target| target.addresses.iter().cloned())
+            .collect();
+        (answers, additional)
+    }
+
+    /// `max_answers` items of `items` starting one further on each call.
+    fn window<'a, T>(&self, items: &'a [T], counter: &AtomicUsize) -> impl Iterator<Item = &'a T> {
+        let start = if items.is_empty() {
+            0
+        } else {
+            counter.fetch_add(1, Ordering::Relaxed) % items.len()
+        };
+        let count = items.len().min(self.config.max_answers);
+        items.iter().cycle().skip(start).take(count)
     }
 }
 
@@ -144,21 +195,41 @@ fn build_live_set(config: &PoolConfig, members: &[PoolMember]) -> LiveSet {
     };
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
+    let mut srv: Vec<SrvTarget> = Vec::new();
     for member in answered {
-        match member.address.ip() {
-            IpAddr::V4(ip) => v4.push(Record::from_rdata(
-                config.name.clone(),
-                config.ttl,
-                RData::A(A(ip)),
-            )),
-            IpAddr::V6(ip) => v6.push(Record::from_rdata(
-                config.name.clone(),
-                config.ttl,
-                RData::AAAA(AAAA(ip)),
-            )),
+        let record = member.address_record(&config.name, config.ttl);
+        match member.address {
+            SocketAddr::V4(_) => v4.push(record),
+            SocketAddr::V6(_) => v6.push(record),
+        }
+        let address = member.address_record(&member.host, config.ttl);
+        match srv
+            .iter_mut()
+            .find(|target| matches!(&target.srv.data, RData::SRV(s) if s.target == member.host))
+        {
+            Some(target) => target.addresses.push(address),
+            None => srv.push(SrvTarget {
+                srv: Record::from_rdata(
+                    config.srv_name.clone(),
+                    config.ttl,
+                    RData::SRV(SRV::new(
+                        member.priority,
+                        member.weight,
+                        member.address.port(),
+                        member.host.clone(),
+                    )),
+                ),
+                addresses: vec![address],
+            }),
         }
     }
-    LiveSet { v4, v6, up, state }
+    LiveSet {
+        v4,
+        v6,
+        srv,
+        up,
+        state,
+    }
 }
 
 #[cfg(test)]
@@ -169,15 +240,35 @@ mod tests {
     fn pool(members: &[(&str, Health)], all_down: AllDown, min_up: usize) -> Pool {
         let members: Vec<PoolMember> = members
             .iter()
-            .map(|(address, health)| PoolMember {
-                address: address.parse().unwrap(),
-                status: Arc::new(MemberStatus::new(*health)),
+            .map(|(address, health)| {
+                let address: SocketAddr = address.parse().unwrap();
+                let member = Member {
+                    address,
+                    host: format!(
+                        "ip-{}.api.k8s.example.com.",
+                        address.ip().to_string().replace(['.', ':'], "-")
+                    )
+                    .parse()
+                    .unwrap(),
+                    weight: 10,
+                    priority: 0,
+                };
+                PoolMember::new(&member, Arc::new(MemberStatus::new(*health)))
             })
             .collect();
         let config = PoolConfig {
             name: "api.k8s.example.com.".parse().unwrap(),
             ttl: 5,
-            members: members.iter().map(|m| m.address).collect(),
+            members: members
+                .iter()
+                .map(|m| Member {
+                    address: m.address,
+                    host: m.host.clone(),
+                    weight: m.weight,
+                    priority: m.priority,
+                })
+                .collect(),
+            srv_name: "_https._tcp.api.k8s.example.com.".parse().unwrap(),
             all_down,
             min_up,
             max_answers: 10,
@@ -234,6 +325,35 @@ mod tests {
         assert!(pool.answer(RecordType::A).is_empty());
         assert_eq!(pool.live().state, LiveState::NoneAnswered);
         assert!(!pool.refresh(), "nothing changed");
+    }
+
+    #[test]
+    fn srv_follows_the_live_members_with_their_addresses() {
+        let pool = pool(
+            &[
+                ("192.0.2.1:6443", Health::Up),
+                ("192.0.2.2:7443", Health::Up),
+                ("192.0.2.3:6443", Health::Down),
+            ],
+            AllDown::All,
+            0,
+        );
+        let (answers, additional) = pool.answer_srv();
+        let rendered: Vec<String> = answers.iter().map(|r| r.data.to_string()).collect();
+        assert_eq!(
+            rendered,
+            [
+                "0 10 6443 ip-192-0-2-1.api.k8s.example.com.",
+                "0 10 7443 ip-192-0-2-2.api.k8s.example.com."
+            ]
+        );
+        assert_eq!(addresses(&additional), ["192.0.2.1", "192.0.2.2"]);
+        assert_eq!(
+            additional[0].name.to_string(),
+            "ip-192-0-2-1.api.k8s.example.com."
+        );
+        let (rotated, _) = pool.answer_srv();
+        assert_eq!(rotated[0].data.to_string(), rendered[1], "SRV rotates too");
     }
 
     #[test]

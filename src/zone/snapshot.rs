@@ -82,6 +82,8 @@ pub struct Node {
     /// Record sets, one per type.
     rrsets: Vec<(RecordType, Vec<Record>)>,
     pub pool: Option<Arc<Pool>>,
+    /// The pool whose members this node's SRV records list (`_https._tcp.POOL`).
+    pub srv_pool: Option<Arc<Pool>>,
 }
 
 impl Node {
@@ -99,7 +101,7 @@ impl Node {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rrsets.is_empty() && self.pool.is_none()
+        self.rrsets.is_empty() && self.pool.is_none() && self.srv_pool.is_none()
     }
 }
 
@@ -150,7 +152,10 @@ impl Zone {
         negative_soa.ttl = config.soa.ttl.min(config.soa.minimum);
 
         let mut nodes: HashMap<LowerName, Node> = HashMap::new();
-        let mut add = |name: &Name, record: Option<Record>, pool: Option<Arc<Pool>>| {
+        let mut add = |name: &Name,
+                       record: Option<Record>,
+                       pool: Option<Arc<Pool>>,
+                       srv_pool: Option<Arc<Pool>>| {
             // Every name between this one and the origin exists, as an empty non-terminal.
             let mut ancestor = name.base_name();
             while origin.zone_of(&ancestor) && ancestor != origin {
@@ -161,6 +166,8 @@ impl Zone {
             if let Some(record) = record {
                 let rtype = record.record_type();
                 match node.rrsets.iter_mut().find(|(t, _)| *t == rtype) {
+                    // Two pools may name the same node with the same address: keep one record.
+                    Some((_, records)) if records.iter().any(|r| r.data == record.data) => {}
                     Some((_, records)) => records.push(record),
                     None => {
                         node.rrsets.push((rtype, vec![record]));
@@ -171,24 +178,35 @@ impl Zone {
             if pool.is_some() {
                 node.pool = pool;
             }
+            if srv_pool.is_some() {
+                node.srv_pool = srv_pool;
+            }
         };
 
-        add(&origin, Some(soa.clone()), None);
+        add(&origin, Some(soa.clone()), None, None);
         for record in &config.records {
-            add(&record.name, Some(record.clone()), None);
+            add(&record.name, Some(record.clone()), None, None);
         }
         let mut pools = Vec::with_capacity(config.pools.len());
         for pool_config in &config.pools {
-            let members = pool_config
+            let members: Vec<PoolMember> = pool_config
                 .members
                 .iter()
-                .map(|&address| PoolMember {
-                    address,
-                    status: status_of(pool_config, address),
-                })
+                .map(|member| PoolMember::new(member, status_of(pool_config, member.address)))
                 .collect();
+            // Each member's own name answers its address at all times, so that load balancers
+            // and people can reach one node.
+            for member in &members {
+                add(
+                    &member.host,
+                    Some(member.address_record(&member.host, pool_config.ttl)),
+                    None,
+                    None,
+                );
+            }
             let pool = Arc::new(Pool::new(pool_config.clone(), members));
-            add(&pool_config.name, None, Some(pool.clone()));
+            add(&pool_config.name, None, Some(pool.clone()), None);
+            add(&pool_config.srv_name, None, None, Some(pool.clone()));
             pools.push(pool);
         }
 
