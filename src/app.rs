@@ -29,6 +29,8 @@ pub struct ServeOptions {
 pub enum StartError {
     #[error(transparent)]
     Dns(#[from] BindError),
+    #[error(transparent)]
+    Privileges(#[from] crate::server::PrivilegeError),
     #[error("cannot listen on {address} for HTTP: {source}")]
     Http {
         address: std::net::SocketAddr,
@@ -94,6 +96,7 @@ pub async fn serve(
         query_log: Arc::new(QueryLog::new(options.query_log_every)),
     };
     let server = DnsServer::start(&config.server, answerer, shutdown.clone())?;
+    crate::server::drop_privileges(config.server.user.as_deref())?;
     for address in &server.addresses {
         info!(%address, "listening on udp and tcp");
     }

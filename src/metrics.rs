@@ -126,6 +126,7 @@ pub struct Metrics {
     pub member_transitions: Family<TransitionLabels, Counter>,
     pub probe_seconds: Family<PoolLabels, Histogram>,
     pub pool_members_up: Family<PoolLabels, Gauge>,
+    pub probe_lateness: Histogram,
     pub pool_fallback: Family<PoolLabels, Gauge>,
     pub reloads: Family<ResultLabels, Counter>,
 }
@@ -169,6 +170,13 @@ impl Metrics {
             "Latency of successful probes",
             probe_seconds.clone(),
         );
+        // 100µs to ~1.6s: a probe should start within a millisecond or two of its schedule.
+        let probe_lateness = Histogram::new(exponential_buckets(1e-4, 2.0, 15));
+        registry.register(
+            "probe_lateness_seconds",
+            "How late probes start compared with their schedule",
+            probe_lateness.clone(),
+        );
         let pool_members_up = Family::<PoolLabels, Gauge>::default();
         registry.register(
             "pool_members_up",
@@ -202,6 +210,7 @@ impl Metrics {
             member_transitions,
             probe_seconds,
             pool_members_up,
+            probe_lateness,
             pool_fallback,
             reloads,
         }

@@ -195,9 +195,13 @@ fn watch(
     zones_dir: &Path,
     events: mpsc::UnboundedSender<()>,
 ) -> Option<notify::RecommendedWatcher> {
+    // Events carry absolute paths: compare them with absolute directories, whatever relative
+    // path the command line gave.
+    let absolute = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let main_file = main_file.to_path_buf();
     let main_name = main_file.file_name().map(ToOwned::to_owned);
-    let zones = zones_dir.to_path_buf();
+    let zones = absolute(zones_dir);
+    let watched_zones = zones.clone();
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if matches!(event.kind, notify::EventKind::Access(_)) {
@@ -218,11 +222,13 @@ fn watch(
             return None;
         }
     };
-    let main_dir = main_file
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    for dir in [main_dir, zones_dir] {
+    let main_dir = absolute(
+        main_file
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    );
+    for dir in [main_dir.as_path(), watched_zones.as_path()] {
         if let Err(error) = watcher.watch(dir, RecursiveMode::NonRecursive) {
             warn!(dir = %dir.display(), %error, "cannot watch directory; reload with SIGHUP");
         }

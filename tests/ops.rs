@@ -471,3 +471,51 @@ fn query_log_is_off_by_default_and_full_or_sampled_on_request() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(count_logged(&sampled), 2, "one in two logged");
 }
+
+/// `apidns serve --config apidns.toml` from the configuration's own directory: the file watcher
+/// must still see edits (its events carry absolute paths).
+#[test]
+fn a_relative_config_path_still_reloads_on_file_change() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let a = Backend::start("127.0.39.1");
+    let dir = TempDir::new("relative");
+    dir.write("apidns.toml", "[server]\nlisten = [\"127.0.0.1:0\"]\n");
+    dir.write("zones/k8s.toml", &zone(&[&a], ""));
+    let mut child = Command::new(binary())
+        .args(["serve", "--config", "apidns.toml"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    };
+    let started = wait_for(" serving ");
+    if started {
+        std::fs::write(dir.path().join("zones/k8s.toml"), zone(&[&a], "min_up = 1")).unwrap();
+    }
+    let reloaded = started && wait_for("configuration reloaded");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started, "apidns started");
+    assert!(
+        reloaded,
+        "an edit is picked up with a relative --config path"
+    );
+}

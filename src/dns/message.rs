@@ -46,9 +46,25 @@ const CLASSIC_UDP_SIZE: u16 = 512;
 /// The smallest question on the wire: the root name (1 byte), type and class.
 const MIN_QUESTION_SIZE: usize = 5;
 
-/// Answers one query message. `None` means send nothing: the bytes were too short to carry a
-/// header, or they were a response (answering those invites reflection loops).
+/// Answers one query message: by the fast path when the query has its shape (see
+/// [`super::fast`]), by the general path otherwise. `None` means send nothing.
 pub fn respond(
+    snapshot: &Snapshot,
+    query: &[u8],
+    transport: Transport,
+    max_udp_payload: u16,
+) -> Option<Reply> {
+    let mut bytes = Vec::with_capacity(512);
+    if let Some(fast) = super::fast::answer(snapshot, query, transport, max_udp_payload, &mut bytes)
+    {
+        return Some(fast.into_reply(bytes));
+    }
+    respond_general(snapshot, query, transport, max_udp_payload)
+}
+
+/// The general path: answers any message. `None` means send nothing: the bytes were too short to carry a
+/// header, or they were a response (answering those invites reflection loops).
+pub fn respond_general(
     snapshot: &Snapshot,
     query: &[u8],
     transport: Transport,
@@ -130,7 +146,11 @@ fn read_body(
     if usize::from(counts.queries) * MIN_QUESTION_SIZE > decoder.len() {
         return Err(DecodeError::InsufficientBytes);
     }
+    let questions_start = decoder.index();
     let queries = Queries::read(decoder, counts.queries as usize)?;
+    if !pointers_stay_in_questions(decoder, questions_start, queries.len()) {
+        return Err(DecodeError::InsufficientBytes);
+    }
     Message::read_records(decoder, counts.answers as usize, false, op_code)?;
     Message::read_records(decoder, counts.authorities as usize, false, op_code)?;
     let (_, edns, _) = Message::read_records(decoder, counts.additionals as usize, true, op_code)?;
@@ -141,6 +161,48 @@ fn read_body(
 /// that does not fit in `limit` (a UDP query can carry many questions, and the answer must not
 /// be larger than the client accepts), the questions are left out: the header and the OPT
 /// still carry the response code.
+/// True when every compression pointer in the question names, followed the way a decoder
+/// follows them, lands in the question section. The answer echoes the question's bytes as they
+/// came, at the same offset; a pointer into the header (which a decoder accepts, since it is
+/// "prior" to the name) would point at different bytes in the answer and make it garbage. No
+/// real query does this: the question is the first name in a message, with nothing to point at.
+fn pointers_stay_in_questions(decoder: &BinDecoder<'_>, start: usize, questions: usize) -> bool {
+    // `start` is the offset of the first question, right after the header.
+    let message = decoder.slice_from(0).unwrap_or_default();
+    let mut next_question = start;
+    for _ in 0..questions {
+        let mut position = next_question;
+        let mut end_of_name = None;
+        // The decoder has already refused loops and forward pointers; this only bounds the walk.
+        let mut hops = 0;
+        loop {
+            let Some(&byte) = message.get(position) else {
+                return false;
+            };
+            if byte == 0 {
+                end_of_name.get_or_insert(position + 1);
+                break;
+            }
+            if byte & 0xc0 != 0xc0 {
+                position += 1 + usize::from(byte & 0x3f);
+                continue;
+            }
+            let Some(&low) = message.get(position + 1) else {
+                return false;
+            };
+            end_of_name.get_or_insert(position + 2);
+            position = usize::from(byte & 0x3f) << 8 | usize::from(low);
+            hops += 1;
+            if position < start || hops > 127 {
+                return false;
+            }
+        }
+        // Type and class follow the name.
+        next_question = end_of_name.unwrap_or(position) + 4;
+    }
+    true
+}
+
 fn encode_error(metadata: Metadata, queries: &Queries, edns: Option<&Edns>, limit: u16) -> Vec<u8> {
     let answer = Answer {
         rcode: metadata.response_code,

@@ -1,7 +1,8 @@
 //! The DNS protocol side: deciding answers and turning messages into bytes.
 
 pub mod answer;
+pub mod fast;
 pub mod message;
 
 pub use answer::{Answer, resolve};
-pub use message::{Reply, Transport, respond};
+pub use message::{Reply, Transport, respond, respond_general, truncated};

@@ -89,9 +89,19 @@ impl fmt::Display for ProbeFailure {
 pub async fn check(settings: &ProbeSettings, target: SocketAddr) -> Result<Duration, ProbeFailure> {
     match &settings.kind {
         ProbeKind::Tcp => tcp_connect(target, settings.timeout).await,
-        ProbeKind::Http(http) => http_probe::check(target, settings.timeout, http, None).await,
+        // Boxed: the HTTP client's state is large, and inline it would size every prober task
+        // (ten thousand of them for a large pool set) for the biggest probe kind.
+        ProbeKind::Http(http) => {
+            Box::pin(http_probe::check(target, settings.timeout, http, None)).await
+        }
         ProbeKind::Https(https) => {
-            http_probe::check(target, settings.timeout, &https.http, Some(https)).await
+            Box::pin(http_probe::check(
+                target,
+                settings.timeout,
+                &https.http,
+                Some(https),
+            ))
+            .await
         }
     }
 }

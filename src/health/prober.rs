@@ -51,8 +51,15 @@ pub async fn run(probe: MemberProbe, changes: watch::Sender<u64>, stop: Cancella
         known => Machine::resume(settings.clone(), known),
     };
     let mut first = true;
+    let mut scheduled: Option<Instant> = None;
     loop {
         let started = Instant::now();
+        if let Some(scheduled) = scheduled {
+            // How late the timer fired: the measure of whether probing keeps its schedule.
+            metrics
+                .probe_lateness
+                .observe(started.saturating_duration_since(scheduled).as_secs_f64());
+        }
         let result = tokio::select! {
             result = check(&settings, target) => result,
             () = stop.cancelled() => return,
@@ -89,6 +96,7 @@ pub async fn run(probe: MemberProbe, changes: watch::Sender<u64>, stop: Cancella
         }
         let delay = jittered(machine.next_delay(), first);
         first = false;
+        scheduled = Some((started + delay).max(Instant::now()));
         tokio::select! {
             () = tokio::time::sleep_until(started + delay) => {}
             () = stop.cancelled() => return,

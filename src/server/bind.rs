@@ -53,8 +53,14 @@ fn socket(address: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Soc
     Ok(socket)
 }
 
+/// Receive buffer asked for each UDP socket: room for a few thousand queries, so that a burst
+/// waits in the queue instead of being dropped. The kernel caps it at `net.core.rmem_max`.
+const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+
 fn bind_udp(address: SocketAddr) -> io::Result<UdpSocket> {
     let socket = socket(address, Type::DGRAM, Protocol::UDP)?;
+    // Best effort: a smaller buffer than asked for is still a working socket.
+    let _ = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER);
     socket.bind(&address.into())?;
     UdpSocket::from_std(socket.into())
 }

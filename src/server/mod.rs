@@ -1,6 +1,11 @@
 //! DNS over UDP and TCP on every configured address.
 
+mod batch;
 mod bind;
+mod connections;
+pub mod framing;
+mod privileges;
+pub mod rrl;
 mod tcp;
 mod udp;
 
@@ -13,6 +18,7 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use privileges::{Plan as PrivilegePlan, PrivilegeError, drop_privileges};
 pub use tcp::TcpLimits;
 
 use crate::config::ServerSettings;
@@ -62,6 +68,17 @@ impl QueryLog {
 impl Answerer {
     /// Answers one message and counts it; `None` when nothing is to be sent.
     pub fn answer(&self, query: &[u8], transport: Transport, peer: SocketAddr) -> Option<Vec<u8>> {
+        self.answer_reply(query, transport, peer)
+            .map(|reply| reply.bytes)
+    }
+
+    /// Answers one message and counts it, returning what the answer was (for rate limiting).
+    pub fn answer_reply(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        peer: SocketAddr,
+    ) -> Option<Reply> {
         let started = Instant::now();
         let reply = respond(
             &self.snapshot.load(),
@@ -73,7 +90,7 @@ impl Answerer {
         if self.query_log.wants() {
             log_query(query, &reply, transport, peer);
         }
-        Some(reply.bytes)
+        Some(reply)
     }
 
     fn count(&self, reply: &Reply, transport: Transport, started: Instant) {
@@ -114,6 +131,9 @@ pub struct DnsServer {
     tasks: JoinSet<()>,
     /// The bound addresses (port 0 in the configuration is resolved here).
     pub addresses: Vec<SocketAddr>,
+    /// Stops the listeners when the server is dropped without a shutdown (a start-up that
+    /// failed after binding): the UDP workers are threads, and the runtime waits for them.
+    _stop_on_drop: tokio_util::sync::DropGuard,
 }
 
 impl DnsServer {
@@ -124,28 +144,48 @@ impl DnsServer {
         answerer: Answerer,
         shutdown: CancellationToken,
     ) -> Result<Self, BindError> {
+        let shutdown = shutdown.child_token();
+        // From here on, returning early (an error) stops whatever was already started.
+        let stop_on_drop = shutdown.clone().drop_guard();
         let bound = settings
             .listen
             .iter()
             .map(|&address| bind::bind(address).map_err(|source| BindError { address, source }))
             .collect::<Result<Vec<_>, _>>()?;
-        let limits = TcpLimits {
-            idle_timeout: settings.tcp_idle_timeout,
-            max_connections: settings.tcp_max_connections,
-        };
+        let limits = TcpLimits::new(settings.tcp_idle_timeout, settings.tcp_max_connections);
+        let connections = connections::ConnectionTable::new(limits.max_connections);
+        let rrl = settings
+            .rrl
+            .map(|rrl| Arc::new(rrl::ResponseRateLimiter::new(rrl)));
         let mut tasks = JoinSet::new();
         let mut addresses = Vec::with_capacity(bound.len());
         for socket in bound {
             addresses.push(socket.address);
-            tasks.spawn(udp::serve(socket.udp, answerer.clone(), shutdown.clone()));
+            let udp = socket.udp.into_std().map_err(|source| BindError {
+                address: socket.address,
+                source,
+            })?;
+            for _ in 0..udp::workers() {
+                let udp = udp.try_clone().map_err(|source| BindError {
+                    address: socket.address,
+                    source,
+                })?;
+                let (answerer, rrl, shutdown) = (answerer.clone(), rrl.clone(), shutdown.clone());
+                tasks.spawn_blocking(move || udp::serve(udp, answerer, rrl, shutdown));
+            }
             tasks.spawn(tcp::serve(
                 socket.tcp,
                 answerer.clone(),
                 limits,
+                connections.clone(),
                 shutdown.clone(),
             ));
         }
-        Ok(Self { tasks, addresses })
+        Ok(Self {
+            tasks,
+            addresses,
+            _stop_on_drop: stop_on_drop,
+        })
     }
 
     /// Waits until every listener has stopped (after shutdown is cancelled).

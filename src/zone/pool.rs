@@ -65,11 +65,66 @@ pub struct SrvTarget {
     pub addresses: Vec<Record>,
 }
 
+/// An address answer section in wire format, precomputed so that the fast path only copies:
+/// each record's owner is a pointer to the question (offset 12), so it serves any letter case
+/// of the name, and the records are stored twice in a row so that every rotated window is one
+/// contiguous slice.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WireRecords {
+    doubled: Vec<u8>,
+    count: usize,
+    record_len: usize,
+}
+
+impl WireRecords {
+    fn new(records: &[Record]) -> Self {
+        let mut once = Vec::new();
+        let mut record_len = 0;
+        for record in records {
+            let start = once.len();
+            let (rtype, data): (u16, Vec<u8>) = match &record.data {
+                RData::A(a) => (1, a.0.octets().to_vec()),
+                RData::AAAA(aaaa) => (28, aaaa.0.octets().to_vec()),
+                _ => continue,
+            };
+            once.extend_from_slice(&[0xC0, 0x0C]);
+            once.extend_from_slice(&rtype.to_be_bytes());
+            once.extend_from_slice(&1u16.to_be_bytes()); // class IN
+            once.extend_from_slice(&record.ttl.to_be_bytes());
+            once.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            once.extend_from_slice(&data);
+            record_len = once.len() - start;
+        }
+        let mut doubled = once.clone();
+        doubled.extend_from_slice(&once);
+        Self {
+            doubled,
+            count: records.len(),
+            record_len,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// `count` records starting at record `start` (wrapping), in wire format.
+    pub fn window(&self, start: usize, count: usize) -> &[u8] {
+        let count = count.min(self.count);
+        let begin = (start % self.count.max(1)) * self.record_len;
+        self.doubled
+            .get(begin..begin + count * self.record_len)
+            .unwrap_or(&[])
+    }
+}
+
 /// The records a pool answers right now, built once per health change and read by every query.
 #[derive(Debug)]
 pub struct LiveSet {
     pub v4: Vec<Record>,
     pub v6: Vec<Record>,
+    pub wire_v4: WireRecords,
+    pub wire_v6: WireRecords,
     /// One per answered host name (a dual-stack node has one SRV record, two addresses).
     pub srv: Vec<SrvTarget>,
     /// Members currently up (and not drained).
@@ -162,6 +217,24 @@ impl Pool {
         (answers, additional)
     }
 
+    /// The next rotation start for `record_type` among `len` records: one further per query.
+    pub fn next_start(&self, record_type: RecordType, len: usize) -> usize {
+        let counter = match record_type {
+            RecordType::AAAA => &self.rotation_v6,
+            _ => &self.rotation_v4,
+        };
+        if len == 0 {
+            0
+        } else {
+            counter.fetch_add(1, Ordering::Relaxed) % len
+        }
+    }
+
+    /// The live set without taking a reference count: for the query path.
+    pub fn live_guard(&self) -> arc_swap::Guard<Arc<LiveSet>> {
+        self.live.load()
+    }
+
     /// `max_answers` items of `items` starting one further on each call.
     fn window<'a, T>(&self, items: &'a [T], counter: &AtomicUsize) -> impl Iterator<Item = &'a T> {
         let start = if items.is_empty() {
@@ -223,7 +296,16 @@ fn build_live_set(config: &PoolConfig, members: &[PoolMember]) -> LiveSet {
             }),
         }
     }
+    // HAProxy takes the first address of each target from the additional section, whatever
+    // its resolve-prefer says: IPv4 first, as most clients prefer.
+    for target in &mut srv {
+        target
+            .addresses
+            .sort_by_key(|record| u16::from(record.record_type()));
+    }
     LiveSet {
+        wire_v4: WireRecords::new(&v4),
+        wire_v6: WireRecords::new(&v6),
         v4,
         v6,
         srv,

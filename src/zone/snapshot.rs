@@ -9,11 +9,16 @@ use super::pool::{Pool, PoolMember};
 use crate::config::{Config, PoolConfig, ZoneConfig};
 use crate::health::MemberStatus;
 
+/// A pool as the fast path finds it: the pool and its zone's label (for metrics).
+pub type FastEntry = (Arc<Pool>, Arc<str>);
+
 /// Everything apidns serves, as of one configuration load.
 #[derive(Debug)]
 pub struct Snapshot {
     /// Most specific zone first, so that the first match is the longest.
     zones: Vec<Zone>,
+    /// Pool names in lower-case wire format, for the fast path's lookup without parsing.
+    fast_index: HashMap<Box<[u8]>, FastEntry>,
 }
 
 impl Snapshot {
@@ -29,7 +34,29 @@ impl Snapshot {
             .map(|zone| Zone::build(zone, &mut status_of))
             .collect();
         zones.sort_by_key(|zone| std::cmp::Reverse(zone.origin.num_labels()));
-        Self { zones }
+        let mut fast_index = HashMap::new();
+        for zone in &zones {
+            for pool in &zone.pools {
+                // Only names that the general path would answer from this pool: not one that a
+                // more specific zone serves, nor one below a delegation.
+                let lower = LowerName::new(&pool.config.name);
+                let served_here = snapshot_zone_of(&zones, &pool.config.name) == Some(&zone.origin);
+                let is_pool_node =
+                    matches!(zone.lookup(&lower), ZoneLookup::Node(node) if node.pool.is_some());
+                if served_here && is_pool_node {
+                    fast_index.insert(
+                        wire_name(&pool.config.name),
+                        (pool.clone(), zone.label.clone()),
+                    );
+                }
+            }
+        }
+        Self { zones, fast_index }
+    }
+
+    /// The pool at a lower-case wire-format name, and its zone's label.
+    pub fn fast_pool(&self, lower_wire_name: &[u8]) -> Option<&FastEntry> {
+        self.fast_index.get(lower_wire_name)
     }
 
     /// The zone that `name` belongs to, if apidns serves it.
@@ -251,4 +278,24 @@ impl Zone {
     pub fn node(&self, name: &LowerName) -> Option<&Node> {
         self.nodes.get(name)
     }
+}
+
+/// A name in wire format (length-prefixed labels, root byte last), lower case.
+fn wire_name(name: &Name) -> Box<[u8]> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.push(0);
+    wire.into_boxed_slice()
+}
+
+/// The origin of the most specific zone holding `name`.
+fn snapshot_zone_of<'a>(zones: &'a [Zone], name: &Name) -> Option<&'a LowerName> {
+    let lower = LowerName::new(name);
+    zones
+        .iter()
+        .find(|zone| zone.origin.zone_of(&lower))
+        .map(|zone| &zone.origin)
 }

@@ -1,0 +1,3 @@
+module labclient
+
+go 1.19

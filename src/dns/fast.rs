@@ -1,0 +1,227 @@
+//! The fast path: the one query shape that makes up nearly all of apidns's traffic — A or AAAA
+//! for a pool name, class IN, with or without a plain EDNS(0) OPT — answered by copying
+//! precomputed wire bytes, with no parsing library, no allocation and no lock.
+//!
+//! Anything else (another type or name, NODATA, truncation, EDNS version > 0, a malformed or
+//! unusual packet) returns `None` and goes to the general path, which decides every such case.
+//! The answer is the same message the general path builds (same header bits, question, records
+//! in the same rotation, OPT), except that owner names are compressed to the question.
+
+use std::sync::Arc;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use super::message::{Reply, Transport};
+use crate::zone::Snapshot;
+
+const HEADER_LEN: usize = 12;
+const CLASSIC_UDP_SIZE: usize = 512;
+const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
+const TYPE_OPT: u16 = 41;
+const CLASS_IN: u16 = 1;
+/// Our OPT record: root owner (1), type (2), class (2), TTL (4), RDATA length (2).
+const OPT_LEN: usize = 11;
+/// EDNS options whose content hickory checks (NSID, Client Subnet): the general path decides.
+const CHECKED_OPTIONS: [u16; 2] = [3, 8];
+
+/// What the fast path produced: the answer is in the caller's buffer.
+#[derive(Debug, Clone)]
+pub struct FastReply {
+    pub qtype: RecordType,
+    pub zone: Arc<str>,
+}
+
+impl FastReply {
+    /// The same summary the general path gives, for metrics and logs.
+    pub fn into_reply(self, bytes: Vec<u8>) -> Reply {
+        Reply {
+            bytes,
+            rcode: ResponseCode::NoError,
+            qtype: Some(self.qtype),
+            zone: Some(self.zone),
+        }
+    }
+}
+
+/// The parts of a query the fast path needs.
+struct Question<'q> {
+    id: [u8; 2],
+    recursion_desired: bool,
+    checking_disabled: bool,
+    /// Name, type and class, exactly as sent (the answer echoes them).
+    wire: &'q [u8],
+    /// The name in lower case, wire format.
+    lower: [u8; 255],
+    lower_len: usize,
+    qtype: u16,
+    /// The client's EDNS: (UDP payload size, DO bit).
+    edns: Option<(u16, bool)>,
+}
+
+/// Answers `query` into `out` (cleared first) when it has the fast shape; `None` otherwise,
+/// with `out` left in an unspecified state.
+pub fn answer(
+    snapshot: &Snapshot,
+    query: &[u8],
+    transport: Transport,
+    max_udp_payload: u16,
+    out: &mut Vec<u8>,
+) -> Option<FastReply> {
+    let question = parse(query)?;
+    let (pool, zone) = snapshot.fast_pool(&question.lower[..question.lower_len])?;
+    let record_type = match question.qtype {
+        TYPE_A => RecordType::A,
+        TYPE_AAAA => RecordType::AAAA,
+        _ => return None,
+    };
+    let live = pool.live_guard();
+    let records = match record_type {
+        RecordType::A => &live.wire_v4,
+        _ => &live.wire_v6,
+    };
+    if records.count() == 0 {
+        return None; // NODATA carries the SOA: the general path builds it.
+    }
+    let count = records.count().min(pool.config.max_answers);
+    let limit = match (transport, question.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => CLASSIC_UDP_SIZE,
+        (Transport::Udp, Some((size, _))) => usize::from(size).clamp(
+            CLASSIC_UDP_SIZE,
+            usize::from(max_udp_payload).max(CLASSIC_UDP_SIZE),
+        ),
+    };
+    let opt_len = if question.edns.is_some() { OPT_LEN } else { 0 };
+    let answers_len = records.window(0, count).len();
+    if HEADER_LEN + question.wire.len() + answers_len + opt_len > limit {
+        return None; // Truncation is the general path's business.
+    }
+    let start = pool.next_start(record_type, records.count());
+    out.clear();
+    write_header(out, &question, count as u16);
+    out.extend_from_slice(question.wire);
+    out.extend_from_slice(records.window(start, count));
+    if let Some((_, dnssec_ok)) = question.edns {
+        write_opt(out, max_udp_payload, dnssec_ok);
+    }
+    Some(FastReply {
+        qtype: record_type,
+        zone: zone.clone(),
+    })
+}
+
+fn write_header(out: &mut Vec<u8>, question: &Question<'_>, answers: u16) {
+    out.extend_from_slice(&question.id);
+    // QR, opcode QUERY, AA, RD copied; RA never; CD copied; RCODE NOERROR.
+    out.push(0x84 | u8::from(question.recursion_desired));
+    out.push(if question.checking_disabled { 0x10 } else { 0 });
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&answers.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&u16::from(question.edns.is_some()).to_be_bytes());
+}
+
+/// Our OPT record: root owner, our UDP size, extended RCODE 0, version 0, DO copied, no options.
+fn write_opt(out: &mut Vec<u8>, max_udp_payload: u16, dnssec_ok: bool) {
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&max_udp_payload.max(CLASSIC_UDP_SIZE as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
+    out.extend_from_slice(&0u16.to_be_bytes());
+}
+
+/// Accepts exactly: a query (QR=0, opcode 0) with one question of class IN, no answer or
+/// authority records, and either nothing after the question or one OPT record (root owner,
+/// version 0, extended RCODE 0) that ends the packet. Names must be uncompressed.
+fn parse(query: &[u8]) -> Option<Question<'_>> {
+    let header = query.get(..HEADER_LEN)?;
+    let flags = header[2];
+    if flags & 0x80 != 0 || (flags >> 3) & 0x0F != 0 {
+        return None;
+    }
+    let count = |at: usize| u16::from_be_bytes([header[at], header[at + 1]]);
+    if count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
+        return None;
+    }
+    let mut lower = [0u8; 255];
+    let mut at = HEADER_LEN;
+    loop {
+        let length = usize::from(*query.get(at)?);
+        if length == 0 {
+            *lower.get_mut(at - HEADER_LEN)? = 0;
+            at += 1;
+            break;
+        }
+        if length > 63 {
+            return None; // a compression pointer or an extended label type
+        }
+        let label = query.get(at + 1..at + 1 + length)?;
+        let into = lower.get_mut(at - HEADER_LEN..at - HEADER_LEN + 1 + length)?;
+        into[0] = length as u8;
+        for (to, from) in into[1..].iter_mut().zip(label) {
+            *to = from.to_ascii_lowercase();
+        }
+        at += 1 + length;
+    }
+    let lower_len = at - HEADER_LEN;
+    let tail = query.get(at..at + 4)?;
+    let qtype = u16::from_be_bytes([tail[0], tail[1]]);
+    if u16::from_be_bytes([tail[2], tail[3]]) != CLASS_IN {
+        return None;
+    }
+    let wire = query.get(HEADER_LEN..at + 4)?;
+    at += 4;
+    let edns = if count(10) == 1 {
+        // Root owner, TYPE OPT, CLASS = payload, TTL = ext-rcode, version, flags, then RDATA.
+        let opt = query.get(at..at + 11)?;
+        if opt[0] != 0
+            || u16::from_be_bytes([opt[1], opt[2]]) != TYPE_OPT
+            || opt[5] != 0
+            || opt[6] != 0
+        {
+            return None;
+        }
+        let rdata_len = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
+        if query.len() != at + 11 + rdata_len || !plain_options(&query[at + 11..]) {
+            return None;
+        }
+        Some((u16::from_be_bytes([opt[3], opt[4]]), opt[7] & 0x80 != 0))
+    } else {
+        if query.len() != at {
+            return None;
+        }
+        None
+    };
+    Some(Question {
+        id: [header[0], header[1]],
+        recursion_desired: flags & 0x01 != 0,
+        checking_disabled: header[3] & 0x10 != 0,
+        wire,
+        lower,
+        lower_len,
+        qtype,
+        edns,
+    })
+}
+
+/// EDNS options that are well formed (code, length, data, exactly filling the RDATA) and of
+/// kinds the answer does not depend on (cookies, padding, keepalive, unknown codes).
+fn plain_options(mut rdata: &[u8]) -> bool {
+    while !rdata.is_empty() {
+        let Some(head) = rdata.get(..4) else {
+            return false;
+        };
+        let code = u16::from_be_bytes([head[0], head[1]]);
+        let length = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        if CHECKED_OPTIONS.contains(&code) {
+            return false;
+        }
+        let Some(rest) = rdata.get(4 + length..) else {
+            return false;
+        };
+        rdata = rest;
+    }
+    true
+}
