@@ -98,10 +98,17 @@ stop_server() {
   if [ "$name" = apidns ]; then kill "$(cat "$work/apidns.pid")"; rm -f "$work/apidns.pid"; else bash "$peers" stop "$work/peer-$name"; fi
   sleep 0.5
 }
-cpu_ticks() { # utime+stime of a process and its children (NSD forks its server process)
+descendants() { # a process and all its descendants (NSD forks its server processes)
+  local p
+  echo "$1"
+  for p in $(pgrep -P "$1" || true); do descendants "$p"; done
+}
+cpu_ticks() { # utime+stime of a process tree
   local total=0 p
-  for p in $1 $(pgrep -P "$1" || true); do
-    [ -r /proc/$p/stat ] && total=$((total + $(awk '{print $14+$15}' /proc/$p/stat)))
+  for p in $(descendants "$1"); do
+    # utime and stime are fields 14 and 15; cut after the ")" of the command name, which may
+    # hold spaces (NSD renames its processes "nsd: main", "nsd: xfrd").
+    [ -r /proc/$p/stat ] && total=$((total + $(sed 's/.*) //' /proc/$p/stat | awk '{print $12+$13}')))
   done
   echo $total
 }
@@ -109,7 +116,7 @@ cpu_ticks() { # utime+stime of a process and its children (NSD forks its server 
 printf '%-8s %10s %9s %11s %10s %10s %12s\n' server "queries/s" "lost" "CPU s/Mq" "mean ms" "p99 ms" "(completed)"
 declare -A qps cpu
 for name in "${servers[@]}"; do
-  pid=$(start_server "$name")
+  pid=$(start_server "$name" | tail -n 1)
   sleep 1
   c0=$(cpu_ticks "$pid")
   out=$(taskset -c 0 dnsperf -s 127.0.0.1 -p $port -d "$work/queries" -l "$seconds" -c 4 -q 500 2>&1)
@@ -128,6 +135,8 @@ if [ -n "${qps[apidns]:-}" ]; then
   echo
   for name in "${servers[@]}"; do
     [ "$name" = apidns ] && continue
-    python3 -c "print(f'apidns / $name: queries/s x{${qps[apidns]}/${qps[$name]}:.2f}, CPU per query x{${cpu[apidns]}/${cpu[$name]}:.2f}')"
+    python3 -c "
+q, c = ${qps[apidns]} / ${qps[$name]}, (${cpu[apidns]} / ${cpu[$name]}) if ${cpu[$name]} else float('nan')
+print(f'apidns / $name: queries/s x{q:.2f}, CPU per query x{c:.2f}')"
   done
 fi

@@ -23,7 +23,7 @@ pub use tcp::TcpLimits;
 
 use crate::config::ServerSettings;
 use crate::dns::{Reply, Transport, respond};
-use crate::metrics::{Metrics, QtypeLabel, QueryLabels, RcodeLabel, ZoneLabel};
+use crate::metrics::{Metrics, RcodeLabel};
 use crate::zone::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,33 +79,26 @@ impl Answerer {
         transport: Transport,
         peer: SocketAddr,
     ) -> Option<Reply> {
-        let started = Instant::now();
+        let started = self.metrics.should_time().then(Instant::now);
         let reply = respond(
             &self.snapshot.load(),
             query,
             transport,
             self.max_udp_payload,
         )?;
-        self.count(&reply, transport, started);
+        self.metrics.count_query(
+            reply.zone.as_ref(),
+            reply.qtype.unwrap_or(hickory_proto::rr::RecordType::ZERO),
+            reply.rcode,
+            transport,
+        );
+        if let Some(started) = started {
+            self.metrics.observe_response(transport, started.elapsed());
+        }
         if self.query_log.wants() {
             log_query(query, &reply, transport, peer);
         }
         Some(reply)
-    }
-
-    fn count(&self, reply: &Reply, transport: Transport, started: Instant) {
-        static NO_ZONE: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-        let zone = reply
-            .zone
-            .clone()
-            .unwrap_or_else(|| NO_ZONE.get_or_init(|| Arc::from("")).clone());
-        let labels = QueryLabels {
-            zone: ZoneLabel(zone),
-            qtype: QtypeLabel(reply.qtype.unwrap_or(hickory_proto::rr::RecordType::ZERO)),
-            rcode: RcodeLabel(reply.rcode),
-            transport,
-        };
-        self.metrics.record_query(&labels, started.elapsed());
     }
 }
 
