@@ -13,8 +13,9 @@ use crate::config::Config;
 use crate::health::{Probers, publish_changes};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
-use crate::reload::{Reloader, listen_for_hangup, longest_timeout};
+use crate::reload::{Reloader, Updates, listen_for_hangup, longest_timeout, overlay_journal};
 use crate::server::{Answerer, BindError, DnsServer, QueryLog};
+use crate::update::UpdateDoor;
 use crate::zone::Snapshot;
 
 /// Settings of `apidns serve` that come from the command line rather than the files.
@@ -51,6 +52,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let hangup = listen_for_hangup();
+    // The files are the base; accepted dynamic updates are laid over them.
+    let base = config;
+    let (config, journal) = overlay_journal(&base);
+    let (door, requests) = UpdateDoor::new(config.server.tsig_keys.clone());
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let mut probers = Probers::new(shutdown.child_token(), metrics.clone());
@@ -58,7 +63,8 @@ pub async fn serve(
     let changes = probers.subscribe();
 
     // Until the first round is done the snapshot answers as if every member were pending.
-    let snapshot = Snapshot::build(&config, |pool, member| probers.status(&pool.name, member));
+    let snapshot = Snapshot::build(&config, |pool, member| probers.status(&pool.name, member))
+        .with_update_door(door.clone());
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -106,7 +112,13 @@ pub async fn serve(
     }
     let zones = config.zones.len();
     let members = probers.len();
-    let reloader = Reloader::new(path, config, probers, snapshot, metrics, hangup);
+    let updates = Updates {
+        base,
+        journal,
+        door,
+        requests,
+    };
+    let reloader = Reloader::new(path, config, probers, snapshot, metrics, hangup, updates);
     tasks.spawn(reloader.run(shutdown.clone()));
     ready.store(true, Ordering::Release);
     info!(zones, members, "serving");

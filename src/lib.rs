@@ -10,4 +10,5 @@ pub mod logging;
 pub mod metrics;
 pub mod reload;
 pub mod server;
+pub mod update;
 pub mod zone;

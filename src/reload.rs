@@ -11,9 +11,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::Name;
+
 use crate::config::{self, Config, ZoneConfig};
 use crate::health::Probers;
 use crate::metrics::{Metrics, ResultLabels};
+use crate::update::journal::{self, Entry, Journal};
+use crate::update::{UpdateDoor, UpdateRequest};
 use crate::zone::Snapshot;
 
 /// Editors write a file in several steps (truncate, write, rename): wait this long after the
@@ -34,6 +39,42 @@ pub struct Reloader {
     watcher: Option<notify::RecommendedWatcher>,
     file_events: mpsc::UnboundedSender<()>,
     file_changes: mpsc::UnboundedReceiver<()>,
+    updates: Updates,
+}
+
+/// The dynamic-update side of the daemon's state: the files as loaded (the base that the
+/// journal overlays), the journal, and the writer's end of the update door.
+pub struct Updates {
+    pub base: Config,
+    pub journal: Journal,
+    pub door: UpdateDoor,
+    pub requests: mpsc::Receiver<UpdateRequest>,
+}
+
+/// The configuration in force: `base` (the files) with the journal in `state_dir` laid over it.
+/// A damaged journal and superseded entries are logged; the returned journal holds the entries
+/// still in force (and the damage, if any).
+pub fn overlay_journal(base: &Config) -> (Config, Journal) {
+    let mut journal = Journal::load(base.server.state_dir.as_deref());
+    if let Some(damage) = &journal.damage {
+        error!(
+            %damage,
+            "update journal damaged: the entries before the damage are applied, updates are refused until it is repaired (fix or remove the line, then reload)"
+        );
+    }
+    let (config, kept, superseded) = journal::overlay(base, &journal.entries);
+    for message in &superseded {
+        warn!(journal = ?journal.path, "{message}");
+    }
+    // A superseded entry is retired for good, so that a later edit of the file that happens
+    // to match its `file=` again does not bring it back.
+    if let (false, None, Some(path)) = (superseded.is_empty(), &journal.damage, &journal.path) {
+        if let Err(error) = journal::write(path, &kept) {
+            error!(journal = %path.display(), %error, "cannot rewrite the journal without its superseded entries");
+        }
+    }
+    journal.entries = kept;
+    (config, journal)
 }
 
 impl Reloader {
@@ -46,6 +87,7 @@ impl Reloader {
         snapshot: Arc<ArcSwap<Snapshot>>,
         metrics: Arc<Metrics>,
         hangup: Option<tokio::signal::unix::Signal>,
+        updates: Updates,
     ) -> Self {
         let (file_events, file_changes) = mpsc::unbounded_channel();
         let watcher = watch(&path, &config.server.zones_dir, file_events.clone());
@@ -59,6 +101,7 @@ impl Reloader {
             watcher,
             file_events,
             file_changes,
+            updates,
         }
     }
 
@@ -74,6 +117,11 @@ impl Reloader {
                         tokio::time::timeout(DEBOUNCE, self.file_changes.recv()).await
                     {}
                     "file change"
+                }
+                Some(request) = self.updates.requests.recv() => {
+                    let code = self.update(&request).await;
+                    let _ = request.reply.send(code);
+                    continue;
                 }
                 () = shutdown.cancelled() => return,
             };
@@ -91,37 +139,27 @@ impl Reloader {
 
     /// Loads the configuration again and applies it, or keeps the old one on any error.
     pub async fn reload(&mut self, trigger: &str) {
-        let mut next = match config::load(&self.path) {
-            Ok(next) => next,
+        let base = match config::load(&self.path) {
+            Ok(base) => base,
             Err(error) => {
                 error!(trigger, %error, "configuration not reloaded; the previous one keeps serving");
                 self.count("failure");
                 return;
             }
         };
-        if next.server != self.config.server {
-            warn!("changes to [server] (listen, http, timeouts) take effect at the next restart");
+        let (mut next, journal) = overlay_journal(&base);
+        let mut comparable = next.server.clone();
+        comparable.tsig_keys = self.config.server.tsig_keys.clone();
+        if comparable != self.config.server {
+            warn!(
+                "changes to [server] (listen, http, timeouts, state_dir) take effect at the next restart"
+            );
             next.server.listen = self.config.server.listen.clone();
             next.server.http = self.config.server.http;
         }
-        keep_serials_increasing(&self.config.zones, &mut next.zones);
-
-        // New members get their first probe before they are served.
-        self.probers.sync(&next);
-        let longest_timeout = longest_timeout(&next);
-        self.probers
-            .first_round(longest_timeout + Duration::from_millis(500))
-            .await;
-        let snapshot = Snapshot::build(&next, |pool, member| {
-            self.probers.status(&pool.name, member)
-        });
-        self.snapshot.store(Arc::new(snapshot));
-        // A member that changed state while the snapshot was built is caught up here.
-        self.snapshot.load().refresh_live_sets();
-        self.probers
-            .announcer()
-            .send_modify(|generation| *generation += 1);
-        self.config = next;
+        self.updates.base = base;
+        self.updates.journal = journal;
+        self.apply(next).await;
         info!(
             trigger,
             zones = self.config.zones.len(),
@@ -129,6 +167,117 @@ impl Reloader {
             "configuration reloaded"
         );
         self.count("success");
+    }
+
+    /// Makes `next` the configuration in force: the one way state changes, for reloads and
+    /// dynamic updates alike. New members get their first probe before they are served, removed
+    /// members' probers stop, and queries see the old snapshot or the new one, never a mix.
+    async fn apply(&mut self, mut next: Config) {
+        keep_serials_increasing(&self.config.zones, &mut next.zones);
+
+        self.probers.sync(&next);
+        let longest_timeout = longest_timeout(&next);
+        self.probers
+            .first_round(longest_timeout + Duration::from_millis(500))
+            .await;
+        self.updates.door = self.updates.door.with_keys(next.server.tsig_keys.clone());
+        let snapshot = Snapshot::build(&next, |pool, member| {
+            self.probers.status(&pool.name, member)
+        })
+        .with_update_door(self.updates.door.clone());
+        self.snapshot.store(Arc::new(snapshot));
+        // A member that changed state while the snapshot was built is caught up here.
+        self.snapshot.load().refresh_live_sets();
+        self.probers
+            .announcer()
+            .send_modify(|generation| *generation += 1);
+        self.config = next;
+    }
+
+    /// Handles one authenticated RFC 2136 update: checks it, journals it durably, applies it.
+    /// The response code is what the client is told; NOERROR only once the change is on disk.
+    async fn update(&mut self, request: &UpdateRequest) -> ResponseCode {
+        let key = &request.key.name;
+        let zone_name = match crate::update::zone_name(&request.message) {
+            Ok(name) => name,
+            Err(code) => return code,
+        };
+        let snapshot = self.snapshot.load_full();
+        let Some(zone) = snapshot
+            .zones()
+            .iter()
+            .find(|zone| Name::from(&zone.origin) == zone_name)
+        else {
+            info!(zone = %zone_name, %key, "update refused: not a zone served here");
+            return ResponseCode::NotAuth;
+        };
+        let allowed = zone
+            .config
+            .update
+            .as_ref()
+            .is_some_and(|policy| policy.keys.contains(key));
+        if !allowed {
+            info!(zone = %zone_name, %key, "update refused: the zone does not take updates signed with this key");
+            return ResponseCode::Refused;
+        }
+        if let Some(damage) = &self.updates.journal.damage {
+            error!(zone = %zone_name, %damage, "update refused: the journal is damaged; repair it and reload");
+            return ResponseCode::ServFail;
+        }
+        let changes = match crate::update::plan(&request.message, zone) {
+            Ok(changes) => changes,
+            Err(code) => {
+                info!(zone = %zone_name, %key, rcode = %code, "update not applied");
+                return code;
+            }
+        };
+        if changes.is_empty() {
+            info!(zone = %zone_name, %key, "update changes nothing");
+            return ResponseCode::NoError;
+        }
+        let Some(path) = self.updates.journal.path.clone() else {
+            return ResponseCode::ServFail;
+        };
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |age| age.as_secs());
+        let mut entries = self.updates.journal.entries.clone();
+        for change in &changes {
+            let file_listed =
+                journal::find_pool(&self.updates.base, &change.pool).is_some_and(|pool| {
+                    pool.members
+                        .iter()
+                        .any(|m| m.address.ip() == change.address)
+                });
+            entries.push(Entry {
+                operation: change.operation,
+                pool: change.pool.clone(),
+                address: change.address,
+                file_listed,
+                at,
+            });
+        }
+        let (next, kept, superseded) = journal::overlay(&self.updates.base, &entries);
+        if !superseded.is_empty() || kept.len() != entries.len() {
+            error!(zone = %zone_name, ?superseded, "update not applied: it does not apply to the zone files");
+            return ResponseCode::ServFail;
+        }
+        if let Err(error) = journal::write(&path, &kept) {
+            error!(journal = %path.display(), %error, "update not applied: cannot write the journal");
+            return ResponseCode::ServFail;
+        }
+        self.updates.journal.entries = kept;
+        for change in &changes {
+            info!(zone = %zone_name, %key, pool = %change.pool, member = %change.address, operation = ?change.operation, "update journaled");
+        }
+        self.apply(next).await;
+        info!(
+            zone = %zone_name,
+            serial = self.config.zones.iter().find(|z| z.origin == zone_name).map_or(0, |z| z.soa.serial),
+            members = self.probers.len(),
+            "update applied"
+        );
+        ResponseCode::NoError
     }
 
     fn count(&self, result: &str) {

@@ -872,7 +872,6 @@ fn opcodes_other_than_query_get_notimp() {
     for op_code in [
         OpCode::Status,
         OpCode::Notify,
-        OpCode::Update,
         OpCode::Unknown(3),
         OpCode::Unknown(15),
     ] {
@@ -891,6 +890,16 @@ fn opcodes_other_than_query_get_notimp() {
             assert!(!reply.metadata.authoritative, "{op_code}");
             assert!(reply.answers.is_empty(), "{op_code}");
         }
+    }
+    // UPDATE is implemented (tests/update.rs); unsigned, it is refused (RFC 2136 section 3.3).
+    let mut update = Message::new(0x5151, MessageType::Query, OpCode::Update);
+    update.add_query(Query::query(
+        Name::from_ascii(APEX).unwrap(),
+        RecordType::SOA,
+    ));
+    for reply in [udp(server.addr(), &update), tcp(server.addr(), &update)] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+        assert_eq!(reply.metadata.op_code, OpCode::Update);
     }
     assert_still_serving(&server);
 }

@@ -13,6 +13,19 @@ pub struct MainFile {
     pub server: ServerSection,
     #[serde(default)]
     pub probe: ProbeSection,
+    /// TSIG keys, one `[[tsig]]` table each.
+    #[serde(default)]
+    pub tsig: Vec<Spanned<TsigSection>>,
+}
+
+/// One TSIG key: the secret inline, or in a BIND-style key file (`tsig-keygen` output).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsigSection {
+    pub name: Spanned<String>,
+    pub algorithm: Option<Spanned<String>>,
+    pub secret: Option<Spanned<String>>,
+    pub secret_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +40,7 @@ pub struct ServerSection {
     pub admin_token: Option<Spanned<String>>,
     pub user: Option<Spanned<String>>,
     pub rrl: Option<Spanned<RrlSection>>,
+    pub state_dir: Option<Spanned<String>>,
 }
 
 /// Response rate limiting: `rrl = { responses_per_second = 20 }` or a `[server.rrl]` table.
@@ -70,6 +84,15 @@ pub struct ZoneFile {
     pub records: Vec<Spanned<RecordEntry>>,
     #[serde(default)]
     pub pool: BTreeMap<Spanned<String>, Spanned<PoolSection>>,
+    pub update: Option<Spanned<UpdateSection>>,
+}
+
+/// `update = { keys = ["ops-key"], allow = "pool-members" }`: dynamic updates to this zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSection {
+    pub keys: Spanned<Vec<Spanned<String>>>,
+    pub allow: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

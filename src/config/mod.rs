@@ -28,6 +28,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = read(path)?;
     let (server, probe) = main_file::parse(path, &text)?;
     let zones = zone_file::load_dir(&server.zones_dir, &probe)?;
+    check_update_keys(path, &server, &zones)?;
     Ok(Config {
         path: path.to_path_buf(),
         server,
@@ -54,6 +55,52 @@ pub fn parse_zone_text(
     serial: u32,
 ) -> Result<ZoneConfig, ConfigError> {
     zone_file::parse(path, text, probe, serial)
+}
+
+/// Every key a zone's `update` table names must be defined in the main file, and the journal of
+/// accepted updates needs `[server] state_dir`.
+fn check_update_keys(
+    path: &Path,
+    server: &ServerSettings,
+    zones: &[ZoneConfig],
+) -> Result<(), ConfigError> {
+    for zone in zones {
+        let Some(update) = &zone.update else { continue };
+        if server.state_dir.is_none() {
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                position: None,
+                field: Some("server.state_dir".to_string()),
+                message: format!(
+                    "is needed because zone {} accepts updates ({}): accepted updates are journaled there before they are acknowledged",
+                    zone.origin,
+                    zone.file.display()
+                ),
+            });
+        }
+        for (index, key) in update.keys.iter().enumerate() {
+            if !server.tsig_keys.iter().any(|known| &known.name == key) {
+                return Err(ConfigError {
+                    file: zone.file.clone(),
+                    position: None,
+                    field: Some(format!("update.keys[{index}]")),
+                    message: format!(
+                        "key {key} is not defined (add a [[tsig]] table with name = \"{key}\" to {})",
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The name a member added at run time gets: `ip-192-0-2-10.<domain>`.
+pub fn generated_member_host(
+    address: std::net::SocketAddr,
+    domain: &hickory_proto::rr::Name,
+) -> Result<hickory_proto::rr::Name, String> {
+    zone_file::generated_host(address, domain)
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {

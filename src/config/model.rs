@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::{Name, Record};
 
 use super::tls::TlsClient;
@@ -51,6 +52,39 @@ pub struct ServerSettings {
     pub user: Option<String>,
     /// Response rate limiting on UDP; `None` (the default) answers every query.
     pub rrl: Option<RrlSettings>,
+    /// Where the dynamic-update journal lives; required when any zone accepts updates.
+    pub state_dir: Option<PathBuf>,
+    /// TSIG keys from `[[tsig]]` tables: the only way to sign an RFC 2136 update. They take
+    /// effect on reload (unlike the rest of `[server]`).
+    pub tsig_keys: Vec<TsigKey>,
+}
+
+/// A TSIG key (RFC 8945), shared with the tool that signs updates (`nsupdate -y`/`-k`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TsigKey {
+    /// Absolute, lower-case key name, e.g. `ops-key.`.
+    pub name: Name,
+    pub algorithm: TsigAlgorithm,
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for TsigKey {
+    // The secret stays out of logs and debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &format_args!("<{} bytes>", self.secret.len()))
+            .finish()
+    }
+}
+
+/// A zone's `update` table: who may send RFC 2136 updates, and what they may change. Only
+/// pool membership can change (`allow = "pool-members"`, the one policy so far).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdatePolicy {
+    /// Names of the TSIG keys that may update the zone.
+    pub keys: Vec<Name>,
 }
 
 /// Response rate limiting (RRL, as in BIND and Knot): limits identical UDP responses to one
@@ -197,6 +231,8 @@ pub struct ZoneConfig {
     /// Static records, owner names absolute.
     pub records: Vec<Record>,
     pub pools: Vec<PoolConfig>,
+    /// Dynamic updates; `None`: the zone refuses them.
+    pub update: Option<UpdatePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,4 +301,19 @@ pub struct PoolConfig {
     pub probe: ProbeSettings,
     /// Members taken out of the answers by the operator (still probed and reported).
     pub drain: Vec<IpAddr>,
+    /// What a member added by a dynamic update takes from the pool.
+    pub new_member: NewMemberDefaults,
+}
+
+/// The pool's defaults for members given as a bare address, kept for members that dynamic
+/// updates add (an A/AAAA record carries only the address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMemberDefaults {
+    pub port: u16,
+    pub weight: u16,
+    pub priority: u16,
+    /// Where generated member names (`ip-192-0-2-10`) live.
+    pub domain: Name,
+    /// `max_answers` was not set, so it follows the number of members.
+    pub max_answers_follows_members: bool,
 }

@@ -11,10 +11,11 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use toml::Spanned;
 
 use super::error::{ConfigError, Source};
-use super::file::{MemberEntry, PoolSection, RecordEntry, ZoneFile};
+use super::file::{MemberEntry, PoolSection, RecordEntry, UpdateSection, ZoneFile};
 use super::model::{
     AllDown, DEFAULT_POOL_PORT, DEFAULT_POOL_TTL, DEFAULT_SRV_SERVICE, DEFAULT_SRV_WEIGHT,
-    DEFAULT_ZONE_TTL, Member, PoolConfig, ProbeSettings, Soa, ZoneConfig,
+    DEFAULT_ZONE_TTL, Member, NewMemberDefaults, PoolConfig, ProbeSettings, Soa, UpdatePolicy,
+    ZoneConfig,
 };
 use super::values::{PoolName, integer, integer_or, probe_settings};
 
@@ -130,13 +131,48 @@ pub fn parse(
         pools.push(pool);
     }
 
+    let update = match &file.update {
+        Some(section) => Some(parse_update(&source, section.get_ref())?),
+        None => None,
+    };
+
     Ok(ZoneConfig {
         file: path.to_path_buf(),
         origin,
         soa,
         records,
         pools,
+        update,
     })
+}
+
+/// The `update` table. That its keys exist is checked against the main file by `config::load`.
+fn parse_update(source: &Source<'_>, section: &UpdateSection) -> Result<UpdatePolicy, ConfigError> {
+    if section.allow.get_ref() != "pool-members" {
+        return Err(source.error(
+            section.allow.span(),
+            "update.allow",
+            format!(
+                "\"{}\" is not an update policy (expected \"pool-members\": A/AAAA records at pool names add and remove members)",
+                section.allow.get_ref()
+            ),
+        ));
+    }
+    if section.keys.get_ref().is_empty() {
+        return Err(source.error(
+            section.keys.span(),
+            "update.keys",
+            "needs at least one TSIG key name; without keys nobody could update the zone (remove the update table instead)",
+        ));
+    }
+    let mut keys = Vec::new();
+    for (index, key) in section.keys.get_ref().iter().enumerate() {
+        let name = super::main_file::key_name(key.get_ref()).map_err(|message| {
+            source.error(key.span(), format!("update.keys[{index}]"), message)
+        })?;
+        keys.push(name);
+    }
+    Ok(UpdatePolicy { keys })
 }
 
 /// The names a pool adds besides its own (its members' names and its SRV name) must not clash
@@ -654,6 +690,13 @@ fn parse_pool(
         max_answers,
         probe,
         drain,
+        new_member: NewMemberDefaults {
+            port,
+            weight: default_weight,
+            priority: default_priority,
+            domain: member_domain,
+            max_answers_follows_members: pool.max_answers.is_none(),
+        },
     })
 }
 
@@ -767,7 +810,7 @@ fn parse_member_entry(
 }
 
 /// `ip-192-0-2-10.<domain>` for a member configured without a name.
-fn generated_host(address: SocketAddr, domain: &Name) -> Result<Name, String> {
+pub(crate) fn generated_host(address: SocketAddr, domain: &Name) -> Result<Name, String> {
     let label = format!("ip-{}", address.ip().to_string().replace(['.', ':'], "-"));
     Name::from_ascii(&label)
         .and_then(|name| name.append_domain(domain))

@@ -83,6 +83,14 @@ pub fn respond_general(
         return Some(Reply::bare(header_only(metadata), ResponseCode::FormErr));
     };
 
+    if header.metadata.op_code == OpCode::Update {
+        // RFC 2136: signed updates go to the writer; see `crate::update`.
+        let (bytes, rcode) = crate::update::respond_to_update(snapshot.update_door(), query);
+        let mut reply = Reply::bare(bytes, rcode);
+        reply.qtype = Some(RecordType::SOA);
+        return Some(reply);
+    }
+
     let response_edns = request_edns.as_ref().map(|request| {
         let mut edns = Edns::new();
         edns.set_max_payload(max_udp_payload.max(CLASSIC_UDP_SIZE));

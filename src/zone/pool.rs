@@ -356,6 +356,13 @@ mod tests {
             max_answers: 10,
             probe: ProbeSettings::default(),
             drain: Vec::new(),
+            new_member: crate::config::NewMemberDefaults {
+                port: 6443,
+                weight: 10,
+                priority: 0,
+                domain: "api.k8s.example.com.".parse().unwrap(),
+                max_answers_follows_members: false,
+            },
         };
         Pool::new(config, members)
     }

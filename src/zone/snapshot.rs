@@ -8,6 +8,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use super::pool::{Pool, PoolMember};
 use crate::config::{Config, PoolConfig, ZoneConfig};
 use crate::health::MemberStatus;
+use crate::update::UpdateDoor;
 
 /// A pool as the fast path finds it: the pool and its zone's label (for metrics).
 pub type FastEntry = (Arc<Pool>, Arc<str>);
@@ -19,6 +20,8 @@ pub struct Snapshot {
     zones: Vec<Zone>,
     /// Pool names in lower-case wire format, for the fast path's lookup without parsing.
     fast_index: HashMap<Box<[u8]>, FastEntry>,
+    /// The way to the writer of dynamic updates, when the daemon takes them.
+    update_door: Option<UpdateDoor>,
 }
 
 impl Snapshot {
@@ -51,7 +54,21 @@ impl Snapshot {
                 }
             }
         }
-        Self { zones, fast_index }
+        Self {
+            zones,
+            fast_index,
+            update_door: None,
+        }
+    }
+
+    /// This snapshot, taking dynamic updates through `door`.
+    pub fn with_update_door(mut self, door: UpdateDoor) -> Self {
+        self.update_door = Some(door);
+        self
+    }
+
+    pub fn update_door(&self) -> Option<&UpdateDoor> {
+        self.update_door.as_ref()
     }
 
     /// The pool at a lower-case wire-format name, and its zone's label.
