@@ -43,7 +43,10 @@ members = ["192.0.2.50"]
 "#;
 
 fn snapshot() -> Snapshot {
-    let dir = std::env::temp_dir().join(format!("apidns-fast-{}", std::process::id()));
+    // One directory per call: the tests run in parallel and each removes its own.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("apidns-fast-{}-{call}", std::process::id()));
     std::fs::create_dir_all(dir.join("zones")).unwrap();
     std::fs::write(
         dir.join("apidns.toml"),
