@@ -20,6 +20,10 @@ struct Setting {
     label: &'static str,
     probe: &'static str,
     interval: Duration,
+    /// Pause after the member returns before the next kill. Held probes hold down a member that
+    /// goes down again within 5 × interval of returning (a flap); waiting that long measures
+    /// failover, not the hold-down.
+    settle: Duration,
 }
 
 fn main() {
@@ -29,14 +33,22 @@ fn main() {
         .unwrap_or(20);
     let settings = [
         Setting {
-            label: "defaults (interval 1s, timeout 500ms, fast 200ms, rise 2, fall 2)",
+            label: "defaults: hold = true (held connection + interval 1s, timeout 500ms, fast 200ms, rise 2, fall 2)",
             probe: "",
             interval: Duration::from_secs(1),
+            settle: Duration::from_millis(5100),
         },
         Setting {
-            label: "interval 250ms, timeout 200ms (fast 200ms, rise 2, fall 2)",
-            probe: "interval = \"250ms\"\ntimeout = \"200ms\"\n",
+            label: "hold = false (periodic only: interval 1s, timeout 500ms, fast 200ms, rise 2, fall 2)",
+            probe: "hold = false\n",
+            interval: Duration::from_secs(1),
+            settle: Duration::ZERO,
+        },
+        Setting {
+            label: "hold = false, interval 250ms, timeout 200ms (fast 200ms, rise 2, fall 2)",
+            probe: "hold = false\ninterval = \"250ms\"\ntimeout = \"200ms\"\n",
             interval: Duration::from_millis(250),
+            settle: Duration::ZERO,
         },
     ];
     println!("failover over {trials} trials per setting (poll every 5ms)");
@@ -78,6 +90,7 @@ fn run(setting: &Setting, index: usize, trials: usize) -> (Vec<Duration>, Vec<Du
         let restarted = Instant::now();
         backends.insert(1, Backend::start_at(address));
         up.push(wait(&server, restarted, |found| found.contains(&victim_ip)));
+        std::thread::sleep(setting.settle);
     }
     (down, up)
 }

@@ -82,8 +82,10 @@ fn killed_member_leaves_and_returns_with_default_settings() {
     assert!(back.is_some(), "restarted member did not return");
 
     let logs = server.logs().join("\n");
+    // TCP probes hold a connection by default: the kill closes it, the reconnect is refused,
+    // and those two signals take the member down at once.
     let down = format!(
-        "member down pool={API} member={b_address} from=\"up\" to=\"down\" reason=connection refused consecutive=2"
+        "member down pool={API} member={b_address} from=\"up\" to=\"down\" reason=held connection closed, reconnect refused consecutive=2"
     );
     assert!(
         logs.contains(&down),

@@ -71,6 +71,7 @@ pub struct ProbeSection {
     pub insecure_skip_verify: Option<Spanned<bool>>,
     pub client_cert: Option<Spanned<String>>,
     pub client_key: Option<Spanned<String>>,
+    pub hold: Option<Spanned<bool>>,
 }
 
 /// One zone file under the zones directory.

@@ -130,6 +130,16 @@ pub struct ProbeSettings {
     pub fall: u32,
     /// What a probe checks: a TCP connection, or an HTTP(S) request's status.
     pub kind: ProbeKind,
+    /// TCP probes only: keep one connection open to the member and take it down the moment
+    /// that connection closes and a reconnect fails (see `health::held`).
+    pub hold: bool,
+}
+
+impl ProbeSettings {
+    /// Whether probers hold a connection open: `hold` is set and the kind is TCP.
+    pub fn holds(&self) -> bool {
+        self.hold && matches!(self.kind, ProbeKind::Tcp)
+    }
 }
 
 impl Default for ProbeSettings {
@@ -141,6 +151,7 @@ impl Default for ProbeSettings {
             rise: 2,
             fall: 2,
             kind: ProbeKind::Tcp,
+            hold: true,
         }
     }
 }

@@ -504,6 +504,26 @@ rname = "hostmaster.example.com."
     }
 
     #[test]
+    fn hold_is_on_for_tcp_by_default_and_inherited() {
+        let files = Files::new("hold");
+        let tcp = files.pool_probe("", "").unwrap();
+        assert!(tcp.hold && tcp.holds());
+        let off = files.pool_probe("hold = false", "").unwrap();
+        assert!(!off.holds());
+        let on_again = files
+            .pool_probe("hold = false", "probe = { hold = true }")
+            .unwrap();
+        assert!(on_again.holds());
+        let https = files
+            .pool_probe(
+                "",
+                "probe = { kind = \"https\", ca_file = \"pool-ca.crt\" }",
+            )
+            .unwrap();
+        assert!(!https.holds(), "only TCP probes hold");
+    }
+
+    #[test]
     fn settings_compare_by_file_contents() {
         let files = Files::new("equality");
         let first = files
@@ -526,7 +546,7 @@ rname = "hostmaster.example.com."
     #[test]
     fn errors_name_the_field() {
         let files = Files::new("errors");
-        let cases: [(&str, &str, &str, &str); 12] = [
+        let cases: [(&str, &str, &str, &str); 14] = [
             ("kind = \"grpc\"", "", "probe.kind", "not a probe kind"),
             (
                 "",
@@ -593,6 +613,18 @@ rname = "hostmaster.example.com."
                 "",
                 "probe.path",
                 "not a request path",
+            ),
+            (
+                "",
+                "probe = { kind = \"http\", hold = true }",
+                "pool.api.probe.hold",
+                "hold applies only to kind = \"tcp\", and this probe's kind is \"http\"",
+            ),
+            (
+                "kind = \"https\"\nca_file = \"ca.crt\"\nhold = false",
+                "",
+                "probe.hold",
+                "hold applies only to kind = \"tcp\"",
             ),
         ];
         for (defaults, pool, field, message) in cases {

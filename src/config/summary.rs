@@ -69,7 +69,12 @@ pub fn summary(config: &Config) -> String {
                 probe.rise,
                 probe.fall
             );
-            let _ = writeln!(out, "    probe {}", describe_probe(&probe.kind));
+            let held = if probe.holds() {
+                " (held connection)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "    probe {}{held}", describe_probe(&probe.kind));
             for member in &pool.members {
                 let _ = writeln!(
                     out,

@@ -76,6 +76,25 @@ impl Machine {
         Some(transition)
     }
 
+    /// Takes the member down at once, whatever `fall` says: held TCP probes call this when the
+    /// held connection ended and the reconnect made at once failed. Those are two independent
+    /// failure signals (the close or reset, and the refused or timed-out connect), which is how
+    /// `fall` is satisfied in held mode. Returns `None` when the member is already down.
+    pub fn force_down(&mut self) -> Option<Transition> {
+        if self.health == Health::Down {
+            self.streak = 0;
+            return None;
+        }
+        let transition = Transition {
+            from: self.health,
+            to: Health::Down,
+            consecutive: self.streak + 2,
+        };
+        self.health = Health::Down;
+        self.streak = 0;
+        Some(transition)
+    }
+
     /// Time until the next probe: `fast_interval` while a change is being confirmed (HAProxy's
     /// `fastinter`), `interval` otherwise.
     pub fn next_delay(&self) -> Duration {
@@ -131,6 +150,16 @@ mod tests {
         m.observe(false);
         m.observe(false);
         assert_eq!(m.health(), Health::Up);
+    }
+
+    #[test]
+    fn force_down_ignores_fall() {
+        let mut m = machine();
+        m.observe(true);
+        let t = m.force_down().expect("down at once");
+        assert_eq!((t.from, t.to, t.consecutive), (Health::Up, Health::Down, 2));
+        assert_eq!(m.force_down(), None);
+        assert_eq!(m.observe(true), None, "rise still applies");
     }
 
     #[test]

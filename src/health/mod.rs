@@ -4,6 +4,7 @@
 //! Probing never touches the query path: a change of health bumps a counter, and a publisher
 //! task rebuilds the affected live sets and swaps them in.
 
+mod held;
 mod http_probe;
 mod machine;
 mod probe;

@@ -46,6 +46,13 @@ pub enum ProbeFailure {
     Http(String),
     /// Any other error, e.g. "network unreachable".
     Error(String),
+    /// Held TCP probes: the held connection ended (`lost`: "closed" for a FIN, "reset" for an
+    /// RST, "timed out" when keepalive or TCP_USER_TIMEOUT gave up) and the reconnect made at
+    /// once failed. Two independent signals, so the member goes down at once.
+    HeldLost {
+        lost: String,
+        reconnect: Box<ProbeFailure>,
+    },
 }
 
 impl fmt::Display for ProbeFailure {
@@ -80,6 +87,16 @@ impl fmt::Display for ProbeFailure {
             }
             ProbeFailure::Http(detail) => write!(f, "{detail}"),
             ProbeFailure::Error(message) => write!(f, "{message}"),
+            ProbeFailure::HeldLost { lost, reconnect } => {
+                write!(f, "held connection {lost}, reconnect ")?;
+                match reconnect.as_ref() {
+                    ProbeFailure::Refused => write!(f, "refused"),
+                    ProbeFailure::Timeout(after) => {
+                        write!(f, "timeout after {}ms", after.as_millis())
+                    }
+                    other => write!(f, "failed: {other}"),
+                }
+            }
         }
     }
 }
@@ -201,6 +218,20 @@ mod tests {
                     presented: vec!["other.example.com".into(), "10.0.0.1".into()],
                 },
                 "certificate does not match server name api.k8s.example.com (it is valid for other.example.com, 10.0.0.1)",
+            ),
+            (
+                ProbeFailure::HeldLost {
+                    lost: "closed".into(),
+                    reconnect: Box::new(ProbeFailure::Refused),
+                },
+                "held connection closed, reconnect refused",
+            ),
+            (
+                ProbeFailure::HeldLost {
+                    lost: "reset".into(),
+                    reconnect: Box::new(ProbeFailure::Timeout(Duration::from_millis(500))),
+                },
+                "held connection reset, reconnect timeout after 500ms",
             ),
             (
                 ProbeFailure::UntrustedCertificate("unknown issuer".into()),

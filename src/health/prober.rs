@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::machine::Machine;
-use super::probe::{check, success_reason, warn_if_insecure};
+use super::machine::{Machine, Transition};
+use super::probe::{ProbeFailure, check, success_reason, warn_if_insecure};
 use super::status::{Health, MemberStatus};
 use crate::config::ProbeSettings;
 use crate::metrics::{MemberLabels, Metrics, PoolLabels, TransitionLabels};
@@ -29,71 +29,30 @@ pub struct MemberProbe {
 /// Probes until `stop` is cancelled. Every change of health bumps `changes`, so that the live
 /// sets are rebuilt.
 pub async fn run(probe: MemberProbe, changes: watch::Sender<u64>, stop: CancellationToken) {
-    let MemberProbe {
-        pool,
-        target,
-        settings,
-        status,
-        metrics,
-    } = probe;
-    let pool_labels = PoolLabels {
-        pool: pool.to_string(),
+    let mut reporter = Reporter::new(probe, changes);
+    warn_if_insecure(&reporter.pool, &reporter.settings);
+    let mut machine = match reporter.status.health() {
+        Health::Pending => Machine::new(reporter.settings.clone()),
+        known => Machine::resume(reporter.settings.clone(), known),
     };
-    let member_labels = MemberLabels {
-        pool: pool.to_string(),
-        member: target.to_string(),
-    };
-    let member_up = metrics.member_up.get_or_create_owned(&member_labels);
-    member_up.set(i64::from(status.health() == Health::Up));
-    warn_if_insecure(&pool, &settings);
-    let mut machine = match status.health() {
-        Health::Pending => Machine::new(settings.clone()),
-        known => Machine::resume(settings.clone(), known),
-    };
+    if reporter.settings.holds() {
+        super::held::run(&mut reporter, &mut machine, &stop).await;
+        return;
+    }
+    let settings = reporter.settings.clone();
+    let target = reporter.target;
     let mut first = true;
     let mut scheduled: Option<Instant> = None;
     loop {
         let started = Instant::now();
-        if let Some(scheduled) = scheduled {
-            // How late the timer fired: the measure of whether probing keeps its schedule.
-            metrics
-                .probe_lateness
-                .observe(started.saturating_duration_since(scheduled).as_secs_f64());
-        }
+        reporter.lateness(started, scheduled);
         let result = tokio::select! {
             result = check(&settings, target) => result,
             () = stop.cancelled() => return,
         };
-        status.record(&result);
-        if let Ok(latency) = &result {
-            metrics
-                .probe_seconds
-                .get_or_create(&pool_labels)
-                .observe(latency.as_secs_f64());
-        }
-        if let Some(transition) = machine.observe(result.is_ok()) {
-            status.set(transition.to);
-            member_up.set(i64::from(transition.to == Health::Up));
-            metrics
-                .member_transitions
-                .get_or_create(&TransitionLabels {
-                    pool: member_labels.pool.clone(),
-                    member: member_labels.member.clone(),
-                    to: transition.to.as_str().to_string(),
-                })
-                .inc();
-            let reason = match &result {
-                Ok(latency) => success_reason(&settings, *latency),
-                Err(failure) => failure.to_string(),
-            };
-            let (from, to) = (transition.from.as_str(), transition.to.as_str());
-            if transition.to == Health::Up {
-                info!(pool = %pool, member = %target, from, to, %reason, consecutive = transition.consecutive, "member up");
-            } else {
-                warn!(pool = %pool, member = %target, from, to, %reason, consecutive = transition.consecutive, "member down");
-            }
-            changes.send_modify(|generation| *generation += 1);
-        }
+        reporter.record(&result);
+        let transition = machine.observe(result.is_ok());
+        reporter.announce(transition, &result);
         let delay = jittered(machine.next_delay(), first);
         first = false;
         scheduled = Some((started + delay).max(Instant::now()));
@@ -104,9 +63,108 @@ pub async fn run(probe: MemberProbe, changes: watch::Sender<u64>, stop: Cancella
     }
 }
 
+/// What a prober reports to: the member's status cell, its metrics, the logs and the change
+/// counter that the publisher watches.
+pub(super) struct Reporter {
+    pub pool: Name,
+    pub target: SocketAddr,
+    pub settings: ProbeSettings,
+    pub status: Arc<MemberStatus>,
+    metrics: Arc<Metrics>,
+    changes: watch::Sender<u64>,
+    pool_labels: PoolLabels,
+    member_labels: MemberLabels,
+    member_up: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Reporter {
+    fn new(probe: MemberProbe, changes: watch::Sender<u64>) -> Self {
+        let MemberProbe {
+            pool,
+            target,
+            settings,
+            status,
+            metrics,
+        } = probe;
+        let pool_labels = PoolLabels {
+            pool: pool.to_string(),
+        };
+        let member_labels = MemberLabels {
+            pool: pool.to_string(),
+            member: target.to_string(),
+        };
+        let member_up = metrics.member_up.get_or_create_owned(&member_labels);
+        member_up.set(i64::from(status.health() == Health::Up));
+        Self {
+            pool,
+            target,
+            settings,
+            status,
+            metrics,
+            changes,
+            pool_labels,
+            member_labels,
+            member_up,
+        }
+    }
+
+    /// How late the timer fired: the measure of whether probing keeps its schedule.
+    pub fn lateness(&self, started: Instant, scheduled: Option<Instant>) {
+        if let Some(scheduled) = scheduled {
+            self.metrics
+                .probe_lateness
+                .observe(started.saturating_duration_since(scheduled).as_secs_f64());
+        }
+    }
+
+    /// Records one probe result in the status cell and the latency histogram.
+    pub fn record(&self, result: &Result<Duration, ProbeFailure>) {
+        self.status.record(result);
+        if let Ok(latency) = result {
+            self.metrics
+                .probe_seconds
+                .get_or_create(&self.pool_labels)
+                .observe(latency.as_secs_f64());
+        }
+    }
+
+    /// Publishes a transition, if any: status cell, metrics, log line and change counter.
+    pub fn announce(
+        &self,
+        transition: Option<Transition>,
+        result: &Result<Duration, ProbeFailure>,
+    ) {
+        let Some(transition) = transition else {
+            return;
+        };
+        let (pool, target) = (&self.pool, self.target);
+        self.status.set(transition.to);
+        self.member_up.set(i64::from(transition.to == Health::Up));
+        self.metrics
+            .member_transitions
+            .get_or_create(&TransitionLabels {
+                pool: self.member_labels.pool.clone(),
+                member: self.member_labels.member.clone(),
+                to: transition.to.as_str().to_string(),
+            })
+            .inc();
+        let reason = match result {
+            Ok(latency) => success_reason(&self.settings, *latency),
+            Err(failure) => failure.to_string(),
+        };
+        let (from, to) = (transition.from.as_str(), transition.to.as_str());
+        if transition.to == Health::Up {
+            info!(pool = %pool, member = %target, from, to, %reason, consecutive = transition.consecutive, "member up");
+        } else {
+            warn!(pool = %pool, member = %target, from, to, %reason, consecutive = transition.consecutive, "member down");
+        }
+        self.changes.send_modify(|generation| *generation += 1);
+    }
+}
+
 /// Spreads probes so that they do not march in step: the first wait after start-up is anywhere
 /// in the interval, later ones vary by ±10%.
-fn jittered(delay: Duration, first: bool) -> Duration {
+pub(super) fn jittered(delay: Duration, first: bool) -> Duration {
     let factor = if first {
         rand::random_range(0.0..1.0)
     } else {

@@ -1,15 +1,21 @@
 //! Stand-in API servers for probing tests: listeners that tests start, kill and restart.
 
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// A stand-in API server: a TCP listener that accepts and closes connections.
+/// A stand-in API server: a TCP listener that accepts connections and keeps them open (as an
+/// API server does while a client is idle) until the client closes them, or until `close_after`
+/// has passed when set (an idle-closing server).
 pub struct Backend {
     pub address: SocketAddr,
     stop: Arc<AtomicBool>,
+    reset: Arc<AtomicBool>,
+    open: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -21,30 +27,90 @@ impl Backend {
     }
 
     pub fn start_at(address: SocketAddr) -> Self {
+        Self::spawn(address, None)
+    }
+
+    /// A server that closes every accepted connection `after` it was accepted, but keeps
+    /// listening.
+    pub fn start_idle_closing(ip: &str, after: Duration) -> Self {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        Self::spawn(SocketAddr::new(ip, 0), Some(after))
+    }
+
+    pub fn start_idle_closing_at(address: SocketAddr, after: Duration) -> Self {
+        Self::spawn(address, Some(after))
+    }
+
+    fn spawn(address: SocketAddr, close_after: Option<Duration>) -> Self {
         let listener = TcpListener::bind(address).expect("bind backend");
         let address = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
+        let reset = Arc::new(AtomicBool::new(false));
+        let open_count = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let thread = {
+            let accepted = accepted.clone();
             let stop = stop.clone();
+            let reset = reset.clone();
+            let open_count = open_count.clone();
             std::thread::spawn(move || {
+                let mut open: Vec<(TcpStream, Instant)> = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => drop(stream),
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    let mut idle = true;
+                    while let Ok((stream, _)) = listener.accept() {
+                        let _ = stream.set_nonblocking(true);
+                        open.push((stream, Instant::now()));
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        idle = false;
+                    }
+                    open.retain(|(stream, accepted)| {
+                        if close_after.is_some_and(|after| accepted.elapsed() >= after) {
+                            return false;
+                        }
+                        let mut buffer = [0u8; 64];
+                        match (&*stream).read(&mut buffer) {
+                            Ok(0) => false,
+                            Ok(_) => true,
+                            Err(error) => error.kind() == std::io::ErrorKind::WouldBlock,
+                        }
+                    });
+                    open_count.store(open.len(), Ordering::Relaxed);
+                    if idle {
+                        std::thread::sleep(Duration::from_millis(2));
                     }
                 }
+                // Like a dying process: the listener goes first, so that a client reconnecting
+                // on the close of its connection is refused.
+                drop(listener);
+                if reset.load(Ordering::Relaxed) {
+                    for (stream, _) in &open {
+                        let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+                    }
+                }
+                drop(open);
             })
         };
         Self {
             address,
             stop,
+            reset,
+            open: open_count,
+            accepted,
             thread: Some(thread),
         }
     }
 
-    /// Closes the listener: connections are refused from now on.
+    /// Closes the listener, then the open connections with a FIN: connections are refused from
+    /// now on.
     pub fn kill(mut self) -> SocketAddr {
+        self.shutdown();
+        self.address
+    }
+
+    /// Like [`Backend::kill`], but the open connections are reset (SO_LINGER 0).
+    pub fn kill_with_reset(mut self) -> SocketAddr {
+        self.reset.store(true, Ordering::Relaxed);
         self.shutdown();
         self.address
     }
@@ -62,6 +128,16 @@ impl Backend {
 
     pub fn ip(&self) -> String {
         self.address.ip().to_string()
+    }
+
+    /// Connections accepted since the start.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted and still open (as of the last few milliseconds).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
     }
 }
 
