@@ -37,13 +37,20 @@ impl Snapshot {
             .map(|zone| Zone::build(zone, &mut status_of))
             .collect();
         zones.sort_by_key(|zone| std::cmp::Reverse(zone.origin.num_labels()));
+        let mut snapshot = Self {
+            zones,
+            fast_index: HashMap::new(),
+            update_door: None,
+        };
         let mut fast_index = HashMap::new();
-        for zone in &zones {
+        for zone in &snapshot.zones {
             for pool in &zone.pools {
                 // Only names that the general path would answer from this pool: not one that a
                 // more specific zone serves, nor one below a delegation.
                 let lower = LowerName::new(&pool.config.name);
-                let served_here = snapshot_zone_of(&zones, &pool.config.name) == Some(&zone.origin);
+                let served_here = snapshot
+                    .find_zone(&lower)
+                    .is_some_and(|found| found.origin == zone.origin);
                 let is_pool_node =
                     matches!(zone.lookup(&lower), ZoneLookup::Node(node) if node.pool.is_some());
                 if served_here && is_pool_node {
@@ -54,11 +61,8 @@ impl Snapshot {
                 }
             }
         }
-        Self {
-            zones,
-            fast_index,
-            update_door: None,
-        }
+        snapshot.fast_index = fast_index;
+        snapshot
     }
 
     /// This snapshot, taking dynamic updates through `door`.
@@ -306,13 +310,4 @@ fn wire_name(name: &Name) -> Box<[u8]> {
     }
     wire.push(0);
     wire.into_boxed_slice()
-}
-
-/// The origin of the most specific zone holding `name`.
-fn snapshot_zone_of<'a>(zones: &'a [Zone], name: &Name) -> Option<&'a LowerName> {
-    let lower = LowerName::new(name);
-    zones
-        .iter()
-        .find(|zone| zone.origin.zone_of(&lower))
-        .map(|zone| &zone.origin)
 }
