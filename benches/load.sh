@@ -33,7 +33,7 @@ trap cleanup EXIT
 command -v dnsperf >/dev/null || { echo "dnsperf is missing: run benches/peers.sh install (as root)" >&2; exit 1; }
 
 (cd "$root" && cargo build --release -q)
-apidns_bin=$root/target/release/apidns
+apidns_bin=${CARGO_TARGET_DIR:-$root/target}/release/apidns
 
 # Three stand-in API servers for the health checks.
 for i in 11 12 13; do

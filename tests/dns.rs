@@ -1412,3 +1412,59 @@ fn chaos_class_is_refused() {
     }
     assert_still_serving(&server);
 }
+
+// UDP worker sockets ----------------------------------------------------------------------------
+
+#[test]
+fn a_second_server_on_the_same_address_fails_with_a_clear_error() {
+    // The workers' sockets share the port with SO_REUSEPORT, which must not let a second
+    // instance silently take a share of the queries.
+    let first = pool_server();
+    let dir = TempDir::new("second");
+    dir.write("zones/k8s.example.com.toml", &format!("{ZONE_HEAD}{POOL}"));
+    let config = dir.write(
+        "apidns.toml",
+        &format!(
+            "[server]\nlisten = [\"{}\"]\nzones = \"zones\"\n",
+            first.addr()
+        ),
+    );
+    let mut second = std::process::Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("the second server did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {}", first.addr())) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert_still_serving(&first);
+}
+
+#[test]
+fn clients_on_many_ports_are_all_answered() {
+    // The kernel spreads clients over the worker sockets by address and port: every socket
+    // of the group must be served.
+    let server = pool_server();
+    for _ in 0..64 {
+        let reply = udp(server.addr(), &query(API, RecordType::A, None));
+        assert_eq!(sorted(addresses(&reply)), V4_MEMBERS);
+    }
+}

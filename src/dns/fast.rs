@@ -1,46 +1,55 @@
-//! The fast path: the one query shape that makes up nearly all of apidns's traffic — A or AAAA
-//! for a pool name, class IN, with or without a plain EDNS(0) OPT — answered by copying
-//! precomputed wire bytes, with no parsing library, no allocation and no lock.
+//! The fast path: the query shapes that make up nearly all of apidns's traffic — A or AAAA,
+//! class IN, with or without a plain EDNS(0) OPT — for a pool name (its live records, or
+//! NODATA), or for a name that does not exist in a served zone (NXDOMAIN: Kubernetes clients
+//! with `ndots:5` send many, trying search domains). Answered by copying precomputed wire
+//! bytes, with no parsing library, no allocation for pool names and no lock.
 //!
-//! Anything else (another type or name, NODATA, truncation, EDNS version > 0, a malformed or
-//! unusual packet) returns `None` and goes to the general path, which decides every such case.
-//! The answer is the same message the general path builds (same header bits, question, records
-//! in the same rotation, OPT), except that owner names are compressed to the question.
+//! Anything else (another type or name, truncation, EDNS version > 0, a malformed or unusual
+//! packet) returns `None` and goes to the general path, which decides every such case. The
+//! answer is the same message the general path builds (same header bits, question, records in
+//! the same rotation, SOA, OPT), except for name compression: owner names point at the
+//! question, and the SOA's own names are written whole.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::message::{Reply, Transport};
-use crate::zone::Snapshot;
+use super::message::{Answered, Transport};
+use crate::zone::{Pool, Snapshot, Zone, ZoneLookup};
 
 const HEADER_LEN: usize = 12;
 const CLASSIC_UDP_SIZE: usize = 512;
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const TYPE_OPT: u16 = 41;
+const TYPE_SOA: u16 = 6;
 const CLASS_IN: u16 = 1;
 /// Our OPT record: root owner (1), type (2), class (2), TTL (4), RDATA length (2).
 const OPT_LEN: usize = 11;
 /// EDNS options whose content hickory checks (NSID, Client Subnet): the general path decides.
 const CHECKED_OPTIONS: [u16; 2] = [3, 8];
 
-/// What the fast path produced: the answer is in the caller's buffer.
+/// What the fast path produced: the answer is in the caller's buffer. The zone is borrowed
+/// from the snapshot: cloning its `Arc` would touch a reference count that every worker
+/// thread shares, once per query.
 #[derive(Debug, Clone)]
-pub struct FastReply {
+pub struct FastReply<'s> {
     pub qtype: RecordType,
-    pub zone: Arc<str>,
+    /// NOERROR (records or NODATA) or NXDOMAIN.
+    pub rcode: ResponseCode,
+    pub zone: &'s Arc<str>,
 }
 
-impl FastReply {
-    /// The same summary the general path gives, for metrics and logs.
-    pub fn into_reply(self, bytes: Vec<u8>) -> Reply {
-        Reply {
-            bytes,
-            rcode: ResponseCode::NoError,
+impl<'s> FastReply<'s> {
+    /// The same summary the general path gives, for metrics, logs and rate limiting.
+    pub fn answered(self) -> Answered<'s> {
+        Answered {
+            rcode: self.rcode,
             qtype: Some(self.qtype),
-            zone: Some(self.zone),
+            zone: Some(Cow::Borrowed(self.zone)),
         }
     }
 }
@@ -62,29 +71,19 @@ struct Question<'q> {
 
 /// Answers `query` into `out` (cleared first) when it has the fast shape; `None` otherwise,
 /// with `out` left in an unspecified state.
-pub fn answer(
-    snapshot: &Snapshot,
+pub fn answer<'s>(
+    snapshot: &'s Snapshot,
     query: &[u8],
     transport: Transport,
     max_udp_payload: u16,
     out: &mut Vec<u8>,
-) -> Option<FastReply> {
+) -> Option<FastReply<'s>> {
     let question = parse(query)?;
-    let (pool, zone) = snapshot.fast_pool(&question.lower[..question.lower_len])?;
     let record_type = match question.qtype {
         TYPE_A => RecordType::A,
         TYPE_AAAA => RecordType::AAAA,
         _ => return None,
     };
-    let live = pool.live_guard();
-    let records = match record_type {
-        RecordType::A => &live.wire_v4,
-        _ => &live.wire_v6,
-    };
-    if records.count() == 0 {
-        return None; // NODATA carries the SOA: the general path builds it.
-    }
-    let count = records.count().min(pool.config.max_answers);
     let limit = match (transport, question.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => CLASSIC_UDP_SIZE,
@@ -93,33 +92,167 @@ pub fn answer(
             usize::from(max_udp_payload).max(CLASSIC_UDP_SIZE),
         ),
     };
-    let opt_len = if question.edns.is_some() { OPT_LEN } else { 0 };
-    let answers_len = records.window(0, count).len();
-    if HEADER_LEN + question.wire.len() + answers_len + opt_len > limit {
-        return None; // Truncation is the general path's business.
+    let answer = Answer {
+        question: &question,
+        record_type,
+        limit,
+        max_udp_payload,
+    };
+    match snapshot.fast_pool(&question.lower[..question.lower_len]) {
+        Some((pool, zone)) => answer.pool_answer(snapshot, pool, zone, out),
+        None => answer.nxdomain(snapshot, out),
     }
-    let start = pool.next_start(record_type, records.count());
-    out.clear();
-    write_header(out, &question, count as u16);
-    out.extend_from_slice(question.wire);
-    out.extend_from_slice(records.window(start, count));
-    if let Some((_, dnssec_ok)) = question.edns {
-        write_opt(out, max_udp_payload, dnssec_ok);
-    }
-    Some(FastReply {
-        qtype: record_type,
-        zone: zone.clone(),
-    })
 }
 
-fn write_header(out: &mut Vec<u8>, question: &Question<'_>, answers: u16) {
+/// One fast answer being written.
+struct Answer<'q> {
+    question: &'q Question<'q>,
+    record_type: RecordType,
+    /// The largest message the client takes.
+    limit: usize,
+    max_udp_payload: u16,
+}
+
+impl Answer<'_> {
+    /// The pool's live records in rotation, or NODATA when it has none of the asked family (a
+    /// pool name carries no other records: the configuration refuses static ones there).
+    fn pool_answer<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        pool: &Pool,
+        zone: &'s Arc<str>,
+        out: &mut Vec<u8>,
+    ) -> Option<FastReply<'s>> {
+        let live = pool.live_guard();
+        let records = match self.record_type {
+            RecordType::A => &live.wire_v4,
+            _ => &live.wire_v6,
+        };
+        if records.count() == 0 {
+            let zone = snapshot
+                .zones()
+                .iter()
+                .find(|candidate| Arc::ptr_eq(&candidate.label, zone))?;
+            return self.negative(zone, ResponseCode::NoError, out);
+        }
+        let count = records.count().min(pool.config.max_answers);
+        let answers_len = records.window(0, count).len();
+        if HEADER_LEN + self.question.wire.len() + answers_len + self.opt_len() > self.limit {
+            return None; // Truncation is the general path's business.
+        }
+        let start = pool.next_start(self.record_type, records.count());
+        out.clear();
+        write_header(out, self.question, ResponseCode::NoError, count as u16, 0);
+        out.extend_from_slice(self.question.wire);
+        out.extend_from_slice(records.window(start, count));
+        self.write_opt(out);
+        Some(FastReply {
+            qtype: self.record_type,
+            rcode: ResponseCode::NoError,
+            zone,
+        })
+    }
+
+    /// NXDOMAIN, when the name is in a served zone, not below a delegation, and not there.
+    /// Names outside every zone (REFUSED) and every other case go to the general path.
+    fn nxdomain<'s>(&self, snapshot: &'s Snapshot, out: &mut Vec<u8>) -> Option<FastReply<'s>> {
+        let name = LowerName::read(&mut BinDecoder::new(
+            &self.question.lower[..self.question.lower_len],
+        ))
+        .ok()?;
+        let zone = snapshot.find_zone(&name)?;
+        if !matches!(zone.lookup(&name), ZoneLookup::NxDomain) {
+            return None;
+        }
+        self.negative(zone, ResponseCode::NXDomain, out)
+    }
+
+    /// A negative answer: no records, the zone's SOA (with its negative TTL) in the authority
+    /// section. The SOA's owner points at the zone's name inside the question.
+    fn negative<'s>(
+        &self,
+        zone: &'s Zone,
+        rcode: ResponseCode,
+        out: &mut Vec<u8>,
+    ) -> Option<FastReply<'s>> {
+        let RData::SOA(soa) = &zone.negative_soa.data else {
+            return None;
+        };
+        let owner = self
+            .question
+            .suffix_offset(usize::from(zone.origin.num_labels()))?;
+        out.clear();
+        write_header(out, self.question, rcode, 0, 1);
+        out.extend_from_slice(self.question.wire);
+        out.extend_from_slice(&(0xC000 | u16::try_from(HEADER_LEN + owner).ok()?).to_be_bytes());
+        out.extend_from_slice(&TYPE_SOA.to_be_bytes());
+        out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        out.extend_from_slice(&zone.negative_soa.ttl.to_be_bytes());
+        let rdata_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        write_name(out, &soa.mname);
+        write_name(out, &soa.rname);
+        for value in [
+            soa.serial,
+            soa.refresh as u32,
+            soa.retry as u32,
+            soa.expire as u32,
+            soa.minimum,
+        ] {
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        let rdata_len = u16::try_from(out.len() - rdata_at - 2).ok()?;
+        out[rdata_at..rdata_at + 2].copy_from_slice(&rdata_len.to_be_bytes());
+        self.write_opt(out);
+        if out.len() > self.limit {
+            return None; // Truncation is the general path's business.
+        }
+        Some(FastReply {
+            qtype: self.record_type,
+            rcode,
+            zone: &zone.label,
+        })
+    }
+
+    fn opt_len(&self) -> usize {
+        if self.question.edns.is_some() {
+            OPT_LEN
+        } else {
+            0
+        }
+    }
+
+    fn write_opt(&self, out: &mut Vec<u8>) {
+        if let Some((_, dnssec_ok)) = self.question.edns {
+            write_opt(out, self.max_udp_payload, dnssec_ok);
+        }
+    }
+}
+
+/// `name` uncompressed, as configured.
+fn write_name(out: &mut Vec<u8>, name: &Name) {
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+}
+
+fn write_header(
+    out: &mut Vec<u8>,
+    question: &Question<'_>,
+    rcode: ResponseCode,
+    answers: u16,
+    authorities: u16,
+) {
     out.extend_from_slice(&question.id);
-    // QR, opcode QUERY, AA, RD copied; RA never; CD copied; RCODE NOERROR.
+    // QR, opcode QUERY, AA, RD copied; RA never; CD copied; RCODE (NOERROR or NXDOMAIN: both
+    // fit the header's four bits).
     out.push(0x84 | u8::from(question.recursion_desired));
-    out.push(if question.checking_disabled { 0x10 } else { 0 });
+    out.push(if question.checking_disabled { 0x10 } else { 0 } | (u16::from(rcode) & 0x0F) as u8);
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&answers.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&authorities.to_be_bytes());
     out.extend_from_slice(&u16::from(question.edns.is_some()).to_be_bytes());
 }
 
@@ -130,6 +263,25 @@ fn write_opt(out: &mut Vec<u8>, max_udp_payload: u16, dnssec_ok: bool) {
     out.extend_from_slice(&max_udp_payload.max(CLASSIC_UDP_SIZE as u16).to_be_bytes());
     out.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
     out.extend_from_slice(&0u16.to_be_bytes());
+}
+
+impl Question<'_> {
+    /// Where, from the start of the question, the name's last `labels` labels begin.
+    fn suffix_offset(&self, labels: usize) -> Option<usize> {
+        let name = &self.lower[..self.lower_len];
+        let mut offsets = [0usize; 128];
+        let mut count = 0;
+        let mut at = 0;
+        while let Some(&length) = name.get(at).filter(|&&length| length != 0) {
+            *offsets.get_mut(count)? = at;
+            count += 1;
+            at += 1 + usize::from(length);
+        }
+        match count.checked_sub(labels)? {
+            skip if skip == count => Some(at), // the root: the final zero byte
+            skip => offsets.get(skip).copied(),
+        }
+    }
 }
 
 /// Accepts exactly: a query (QR=0, opcode 0) with one question of class IN, no answer or

@@ -2,6 +2,7 @@
 //! Both transports call [`respond`]; it never panics on any input.
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use hickory_proto::rr::{Record, RecordType};
@@ -40,6 +41,29 @@ impl Reply {
     }
 }
 
+/// What an answer was, when its bytes went into the caller's buffer (see [`respond_into`]).
+/// The fast path borrows the zone's name from the snapshot; the general path owns a copy.
+#[derive(Debug, Clone)]
+pub struct Answered<'s> {
+    pub rcode: ResponseCode,
+    /// The question's type, when the query had exactly one readable question.
+    pub qtype: Option<RecordType>,
+    /// The served zone the question fell in.
+    pub zone: Option<Cow<'s, Arc<str>>>,
+}
+
+impl Answered<'_> {
+    /// The owned form, with `bytes` as the answer.
+    pub fn into_reply(self, bytes: Vec<u8>) -> Reply {
+        Reply {
+            bytes,
+            rcode: self.rcode,
+            qtype: self.qtype,
+            zone: self.zone.map(Cow::into_owned),
+        }
+    }
+}
+
 /// The smallest UDP size every DNS client accepts (RFC 1035).
 const CLASSIC_UDP_SIZE: u16 = 512;
 
@@ -55,11 +79,31 @@ pub fn respond(
     max_udp_payload: u16,
 ) -> Option<Reply> {
     let mut bytes = Vec::with_capacity(512);
-    if let Some(fast) = super::fast::answer(snapshot, query, transport, max_udp_payload, &mut bytes)
-    {
-        return Some(fast.into_reply(bytes));
+    let answered = respond_into(snapshot, query, transport, max_udp_payload, &mut bytes)?;
+    Some(answered.into_reply(bytes))
+}
+
+/// [`respond`] into `out` (replacing what it held): a caller that keeps `out` from one query
+/// to the next answers fast-path queries without allocating. `None` means send nothing, and
+/// leaves `out` in an unspecified state.
+pub fn respond_into<'s>(
+    snapshot: &'s Snapshot,
+    query: &[u8],
+    transport: Transport,
+    max_udp_payload: u16,
+    out: &mut Vec<u8>,
+) -> Option<Answered<'s>> {
+    if let Some(fast) = super::fast::answer(snapshot, query, transport, max_udp_payload, out) {
+        return Some(fast.answered());
     }
-    respond_general(snapshot, query, transport, max_udp_payload)
+    let reply = respond_general(snapshot, query, transport, max_udp_payload)?;
+    // The general path allocates its own buffer; taking it is cheaper than copying it.
+    *out = reply.bytes;
+    Some(Answered {
+        rcode: reply.rcode,
+        qtype: reply.qtype,
+        zone: reply.zone.map(Cow::Owned),
+    })
 }
 
 /// The general path: answers any message. `None` means send nothing: the bytes were too short to carry a

@@ -5,4 +5,4 @@ pub mod fast;
 pub mod message;
 
 pub use answer::{Answer, resolve};
-pub use message::{Reply, Transport, respond, respond_general, truncated};
+pub use message::{Answered, Reply, Transport, respond, respond_general, respond_into, truncated};

@@ -113,54 +113,109 @@ pub fn receive(socket: &impl AsRawFd, into: &mut Received) -> io::Result<usize> 
     Ok(into.count)
 }
 
-/// Sends each (answer, destination) with as few `sendmmsg` calls as it takes. Errors for one
-/// datagram (e.g. an unreachable destination) skip that datagram only.
-pub fn send(socket: &impl AsRawFd, replies: &[(Vec<u8>, SocketAddr)]) {
-    let fd: RawFd = socket.as_raw_fd();
-    for chunk in replies.chunks(BATCH) {
-        let mut names: [MaybeUninit<libc::sockaddr_storage>; BATCH] =
-            [const { MaybeUninit::uninit() }; BATCH];
-        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] =
-            [const { MaybeUninit::uninit() }; BATCH];
-        let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] =
-            [const { MaybeUninit::uninit() }; BATCH];
-        for (i, (bytes, peer)) in chunk.iter().enumerate() {
-            let name_len = write_socket_address(&mut names[i], *peer);
-            iovecs[i].write(libc::iovec {
-                iov_base: bytes.as_ptr() as *mut libc::c_void,
-                iov_len: bytes.len(),
-            });
-            // SAFETY: an all-zero msghdr is a valid empty header; the fields set below complete it.
-            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            header.msg_hdr.msg_name = names[i].as_mut_ptr().cast();
-            header.msg_hdr.msg_namelen = name_len;
-            header.msg_hdr.msg_iov = iovecs[i].as_mut_ptr();
-            header.msg_hdr.msg_iovlen = 1;
-            headers[i].write(header);
+/// Answers waiting to be sent, in buffers kept from one batch to the next: once each buffer
+/// has grown to the size of a typical answer, filling a batch allocates nothing.
+pub struct Replies {
+    buffers: Vec<Vec<u8>>,
+    peers: [Option<SocketAddr>; BATCH],
+    count: usize,
+}
+
+impl Default for Replies {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Replies {
+    /// Room for a classic (512-byte) answer in each slot; larger ones grow their slot.
+    const TYPICAL_ANSWER: usize = 512;
+
+    pub fn new() -> Self {
+        Self {
+            buffers: (0..BATCH)
+                .map(|_| Vec::with_capacity(Self::TYPICAL_ANSWER))
+                .collect(),
+            peers: [None; BATCH],
+            count: 0,
         }
-        let mut sent = 0;
-        while sent < chunk.len() {
-            // SAFETY: headers[sent..chunk.len()] are initialised and point at `names`, `iovecs`
-            // and the reply buffers in `replies`, all alive for the call; the kernel only reads.
-            let result = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    headers.as_mut_ptr().add(sent).cast(),
-                    (chunk.len() - sent) as libc::c_uint,
-                    0,
-                )
-            };
-            if result > 0 {
-                sent += result as usize;
-            } else {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // The datagram at `sent` failed: skip it, send the rest.
-                tracing::debug!(%error, peer = %chunk[sent].1, "udp send failed");
-                sent += 1;
+    }
+
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+
+    /// The buffer for the next answer, or `None` when the batch is full. What is written there
+    /// is sent only after [`Replies::commit`].
+    pub fn next_buffer(&mut self) -> Option<&mut Vec<u8>> {
+        self.buffers.get_mut(self.count)
+    }
+
+    /// Queues the bytes in the buffer last handed out, for `peer`.
+    pub fn commit(&mut self, peer: SocketAddr) {
+        if let Some(slot) = self.peers.get_mut(self.count) {
+            *slot = Some(peer);
+            self.count += 1;
+        }
+    }
+
+    fn queued(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        self.buffers
+            .iter()
+            .zip(&self.peers)
+            .take(self.count)
+            .filter_map(|(bytes, peer)| Some((bytes.as_slice(), (*peer)?)))
+    }
+}
+
+/// Sends the queued answers with as few `sendmmsg` calls as it takes. Errors for one datagram
+/// (e.g. an unreachable destination) skip that datagram only.
+pub fn send(socket: &impl AsRawFd, replies: &Replies) {
+    let fd: RawFd = socket.as_raw_fd();
+    let mut names: [MaybeUninit<libc::sockaddr_storage>; BATCH] =
+        [const { MaybeUninit::uninit() }; BATCH];
+    let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    let mut peers: [Option<SocketAddr>; BATCH] = [None; BATCH];
+    let mut count = 0;
+    for (i, (bytes, peer)) in replies.queued().enumerate().take(BATCH) {
+        let name_len = write_socket_address(&mut names[i], peer);
+        iovecs[i].write(libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        });
+        // SAFETY: an all-zero msghdr is a valid empty header; the fields set below complete it.
+        let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        header.msg_hdr.msg_name = names[i].as_mut_ptr().cast();
+        header.msg_hdr.msg_namelen = name_len;
+        header.msg_hdr.msg_iov = iovecs[i].as_mut_ptr();
+        header.msg_hdr.msg_iovlen = 1;
+        headers[i].write(header);
+        peers[i] = Some(peer);
+        count = i + 1;
+    }
+    let mut sent = 0;
+    while sent < count {
+        // SAFETY: headers[sent..count] are initialised and point at `names`, `iovecs` and the
+        // buffers of `replies`, all alive for the call; the kernel only reads them.
+        let result = unsafe {
+            libc::sendmmsg(
+                fd,
+                headers.as_mut_ptr().add(sent).cast(),
+                (count - sent) as libc::c_uint,
+                0,
+            )
+        };
+        if result > 0 {
+            sent += result as usize;
+        } else {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
             }
+            // The datagram at `sent` failed: skip it, send the rest.
+            tracing::debug!(%error, peer = ?peers[sent], "udp send failed");
+            sent += 1;
         }
     }
 }
@@ -246,16 +301,15 @@ mod tests {
         let mut received = Received::new();
         let count = receive(&server, &mut received).unwrap();
         assert_eq!(count, 5);
-        let replies: Vec<(Vec<u8>, SocketAddr)> = received
-            .datagrams()
-            .map(|(bytes, peer)| (bytes.iter().map(|b| b + 1).collect(), peer))
-            .collect();
-        assert_eq!(replies.len(), 5);
-        assert!(
-            replies
-                .iter()
-                .all(|(_, peer)| *peer == client.local_addr().unwrap())
-        );
+        let mut replies = Replies::new();
+        for (bytes, peer) in received.datagrams() {
+            assert_eq!(peer, client.local_addr().unwrap());
+            let buffer = replies.next_buffer().unwrap();
+            buffer.clear();
+            buffer.extend(bytes.iter().map(|b| b + 1));
+            replies.commit(peer);
+        }
+        assert_eq!(replies.queued().count(), 5);
         send(&server, &replies);
         client
             .set_read_timeout(Some(std::time::Duration::from_secs(2)))

@@ -22,9 +22,10 @@ pub use privileges::{Plan as PrivilegePlan, PrivilegeError, drop_privileges};
 pub use tcp::TcpLimits;
 
 use crate::config::ServerSettings;
-use crate::dns::{Reply, Transport, respond};
+use crate::dns::{Answered, Transport, respond_into, truncated};
 use crate::metrics::{Metrics, RcodeLabel};
 use crate::zone::Snapshot;
+use rrl::{ResponseRateLimiter, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {address}: {source}")]
@@ -68,41 +69,76 @@ impl QueryLog {
 impl Answerer {
     /// Answers one message and counts it; `None` when nothing is to be sent.
     pub fn answer(&self, query: &[u8], transport: Transport, peer: SocketAddr) -> Option<Vec<u8>> {
-        self.answer_reply(query, transport, peer)
-            .map(|reply| reply.bytes)
+        let mut bytes = Vec::with_capacity(512);
+        self.answer_into(query, transport, peer, &mut bytes, None)?;
+        Some(bytes)
     }
 
-    /// Answers one message and counts it, returning what the answer was (for rate limiting).
-    pub fn answer_reply(
+    /// Answers one message into `out` and counts it; with `rrl`, answers past the rate limit
+    /// are dropped or replaced by a truncated one. `None` means send nothing, and leaves `out`
+    /// in an unspecified state. A caller that keeps `out` from one query to the next answers
+    /// fast-path queries without allocating.
+    pub fn answer_into(
         &self,
         query: &[u8],
         transport: Transport,
         peer: SocketAddr,
-    ) -> Option<Reply> {
+        out: &mut Vec<u8>,
+        rrl: Option<&ResponseRateLimiter>,
+    ) -> Option<()> {
         let started = self.metrics.should_time().then(Instant::now);
-        let reply = respond(
-            &self.snapshot.load(),
-            query,
-            transport,
-            self.max_udp_payload,
-        )?;
+        let snapshot = self.snapshot.load();
+        let answered = respond_into(&snapshot, query, transport, self.max_udp_payload, out)?;
         self.metrics.count_query(
-            reply.zone.as_ref(),
-            reply.qtype.unwrap_or(hickory_proto::rr::RecordType::ZERO),
-            reply.rcode,
+            answered.zone.as_deref(),
+            answered
+                .qtype
+                .unwrap_or(hickory_proto::rr::RecordType::ZERO),
+            answered.rcode,
             transport,
         );
         if let Some(started) = started {
             self.metrics.observe_response(transport, started.elapsed());
         }
         if self.query_log.wants() {
-            log_query(query, &reply, transport, peer);
+            log_query(query, &answered, out.len(), transport, peer);
         }
-        Some(reply)
+        match rrl {
+            Some(rrl) => rate_limited(rrl, peer, query, answered, out),
+            None => Some(()),
+        }
     }
 }
 
-fn log_query(query: &[u8], reply: &Reply, transport: Transport, peer: SocketAddr) {
+/// Applies the rate limiter's verdict to the answer in `out`.
+fn rate_limited(
+    rrl: &ResponseRateLimiter,
+    peer: SocketAddr,
+    query: &[u8],
+    answered: Answered<'_>,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    // The limiter reads the answer in its owned form; moving the buffer in and out is free.
+    let reply = answered.into_reply(std::mem::take(out));
+    let verdict = rrl.check(peer.ip(), query, &reply);
+    *out = reply.bytes;
+    match verdict {
+        Verdict::Send => Some(()),
+        Verdict::Slip => {
+            *out = truncated(out)?;
+            Some(())
+        }
+        Verdict::Drop => None,
+    }
+}
+
+fn log_query(
+    query: &[u8],
+    answered: &Answered<'_>,
+    bytes: usize,
+    transport: Transport,
+    peer: SocketAddr,
+) {
     let question = hickory_proto::op::Message::from_vec(query)
         .ok()
         .and_then(|message| message.queries.first().map(|q| q.name().to_string()))
@@ -112,9 +148,9 @@ fn log_query(query: &[u8], reply: &Reply, transport: Transport, peer: SocketAddr
         client = %peer,
         transport = ?transport,
         name = %question,
-        qtype = %reply.qtype.map(|t| t.to_string()).unwrap_or_default(),
-        rcode = %RcodeLabel(reply.rcode),
-        bytes = reply.bytes.len(),
+        qtype = %answered.qtype.map(|t| t.to_string()).unwrap_or_default(),
+        rcode = %RcodeLabel(answered.rcode),
+        bytes,
         "query"
     );
 }
@@ -140,10 +176,13 @@ impl DnsServer {
         let shutdown = shutdown.child_token();
         // From here on, returning early (an error) stops whatever was already started.
         let stop_on_drop = shutdown.clone().drop_guard();
+        let workers = udp::workers();
         let bound = settings
             .listen
             .iter()
-            .map(|&address| bind::bind(address).map_err(|source| BindError { address, source }))
+            .map(|&address| {
+                bind::bind(address, workers).map_err(|source| BindError { address, source })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let limits = TcpLimits::new(settings.tcp_idle_timeout, settings.tcp_max_connections);
         let connections = connections::ConnectionTable::new(limits.max_connections);
@@ -154,15 +193,7 @@ impl DnsServer {
         let mut addresses = Vec::with_capacity(bound.len());
         for socket in bound {
             addresses.push(socket.address);
-            let udp = socket.udp.into_std().map_err(|source| BindError {
-                address: socket.address,
-                source,
-            })?;
-            for _ in 0..udp::workers() {
-                let udp = udp.try_clone().map_err(|source| BindError {
-                    address: socket.address,
-                    source,
-                })?;
+            for udp in socket.udp {
                 let (answerer, rrl, shutdown) = (answerer.clone(), rrl.clone(), shutdown.clone());
                 tasks.spawn_blocking(move || udp::serve(udp, answerer, rrl, shutdown));
             }
