@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::backend::Backend;
+use common::backend::{Backend, BlackHole};
 use common::{ServerSpec, TempDir, TestServer, ZONE_HEAD, a_sorted, free_port, query, udp};
 use hickory_proto::rr::{RData, RecordType};
 
@@ -19,6 +19,16 @@ const API: &str = "api.k8s.example.com.";
 /// A server whose zone takes updates signed with `ops-key`, with one pool `api` on `port`
 /// whose file member is `first`, and its journal in `state`.
 fn start(state: &TempDir, port: u16, first: &str) -> TestServer {
+    start_probing(
+        state,
+        port,
+        first,
+        "interval = \"200ms\"\ntimeout = \"100ms\"\nfast_interval = \"50ms\"\nrise = 1\nfall = 1",
+    )
+}
+
+/// [`start`] with its own `[probe]` table.
+fn start_probing(state: &TempDir, port: u16, first: &str, probe: &str) -> TestServer {
     // `update` is a top-level key, so it goes before the head's [soa] table.
     let zone = format!(
         "update = {{ keys = [\"{KEY_NAME}\"], allow = \"pool-members\" }}\n{ZONE_HEAD}\n[pool.api]\nport = {port}\nmembers = [\"{first}\"]\n"
@@ -29,9 +39,7 @@ fn start(state: &TempDir, port: u16, first: &str) -> TestServer {
         state.path().display()
     );
     // [[tsig]] is written after [server]; the [probe] table follows it.
-    spec.probe =
-        "interval = \"200ms\"\ntimeout = \"100ms\"\nfast_interval = \"50ms\"\nrise = 1\nfall = 1"
-            .to_string();
+    spec.probe = probe.to_string();
     TestServer::start(spec)
 }
 
@@ -404,4 +412,47 @@ fn the_most_recent_change_wins_between_files_and_journal() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn queries_are_answered_while_an_update_waits_for_its_probe() {
+    let port = free_port();
+    let first = Backend::start_at(SocketAddr::new(ip("127.0.0.46"), port));
+    // The new member's first probe times out (its SYNs are never answered), so the update
+    // waits the whole probe timeout before it is acknowledged.
+    let hole = BlackHole::start_at(SocketAddr::new(ip("127.0.0.47"), port));
+    let state = TempDir::new("update-wait");
+    let server = start_probing(
+        &state,
+        port,
+        "127.0.0.46",
+        "interval = \"5s\"\ntimeout = \"3s\"\nrise = 1\nfall = 1",
+    );
+    let address = server.addr();
+    let update = std::thread::spawn(move || {
+        nsupdate(
+            address,
+            Some(&good_key()),
+            false,
+            "zone k8s.example.com\nupdate add api.k8s.example.com 5 A 127.0.0.47",
+        )
+    });
+    assert!(
+        server
+            .wait_for_log(Duration::from_secs(5), |line| line
+                .contains("update journaled"))
+            .is_some(),
+        "the update never reached the writer"
+    );
+    // Meanwhile, queries from many source ports (which the kernel spreads over every worker's
+    // socket) are all answered well within the probe timeout.
+    let question = query(API, RecordType::A, None).to_vec().unwrap();
+    for _ in 0..32 {
+        let reply = common::udp_raw_timeout(address, &question, Duration::from_secs(1));
+        assert!(reply.is_some(), "a query went unanswered during the update");
+    }
+    let (ok, output) = update.join().unwrap();
+    assert!(ok, "nsupdate failed: {output}");
+    assert_eq!(a_sorted(server.addr(), API), ["127.0.0.46"]);
+    drop((first, hole));
 }

@@ -73,7 +73,7 @@ fn now() -> u64 {
 }
 
 /// Answers an UPDATE message (`query`, whose header says opcode UPDATE). Blocks until the
-/// writer has applied it; called on a UDP worker thread or a TCP task (see [`wait_for`]).
+/// writer has applied it; called on a UDP listener's update thread or a TCP task (see [`wait_for`]).
 pub fn respond_to_update(door: Option<&UpdateDoor>, query: &[u8]) -> (Vec<u8>, ResponseCode) {
     let Ok(request) = Message::from_vec(query) else {
         return (bare(query, ResponseCode::FormErr), ResponseCode::FormErr);
@@ -132,7 +132,7 @@ pub fn respond_to_update(door: Option<&UpdateDoor>, query: &[u8]) -> (Vec<u8>, R
 }
 
 /// Hands the update to the writer and waits for its verdict. The wait blocks the thread: fine on
-/// a UDP worker (a thread of its own), and moved off the runtime's workers on a TCP task.
+/// the UDP update thread (off the query path), and moved off the runtime's workers on a TCP task.
 fn wait_for(door: &UpdateDoor, message: Message, key: TsigKey) -> ResponseCode {
     let (reply, verdict) = std::sync::mpsc::sync_channel(1);
     let request = UpdateRequest {

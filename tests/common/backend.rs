@@ -157,9 +157,14 @@ pub struct BlackHole {
 
 impl BlackHole {
     pub fn start(ip: &str) -> Self {
+        Self::start_at(format!("{ip}:0").parse().unwrap())
+    }
+
+    /// A black hole on a given address (port 0 picks one).
+    pub fn start_at(bind: SocketAddr) -> Self {
         use socket2::{Domain, Socket, Type};
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        let bind: SocketAddr = format!("{ip}:0").parse().unwrap();
+        socket.set_reuse_address(true).unwrap();
         socket.bind(&bind.into()).unwrap();
         socket.listen(0).unwrap();
         let address = socket.local_addr().unwrap().as_socket().unwrap();
