@@ -199,3 +199,110 @@ fn a_flapping_member_is_held_down() {
         server.logs().join("\n")
     );
 }
+
+#[test]
+fn a_held_member_gets_no_fresh_connections() {
+    let a = Backend::start("127.0.65.1");
+    let probe = "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"100ms\"\n";
+    let _server = start(&[a.member()], probe);
+    // Ten intervals and three keepalive rounds: the held connection is the only probe, and its
+    // answered keepalives never look like a black hole.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(a.open_connections(), 1, "one connection is held");
+    assert_eq!(
+        a.accepted(),
+        1,
+        "no fresh connection while one is held (each would be a handshake error in kube-apiserver's log)"
+    );
+}
+
+fn http_start(members: &[String], probe: &str) -> TestServer {
+    let members: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
+    let zone = format!(
+        "{ZONE_HEAD}\n[pool.api]\nttl = 5\nmembers = [{}]\n",
+        members.join(", ")
+    );
+    let mut spec = ServerSpec::zone(&zone);
+    spec.probe = probe.to_string();
+    spec.server_extra = "http = \"127.0.0.1:0\"".to_string();
+    TestServer::start(spec)
+}
+
+fn member_status(server: &TestServer, port: u16) -> serde_json::Value {
+    let (status, body) = http_get(server.http.expect("http endpoint"), "/status");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+    json["zones"][0]["pools"][0]["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["port"] == port)
+        .cloned()
+        .expect("member listed")
+}
+
+fn metric(server: &TestServer, series: &str) -> Option<f64> {
+    let (_, metrics) = http_get(server.http.expect("http endpoint"), "/metrics");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[test]
+fn the_signal_that_took_a_member_down_is_in_status_and_metrics() {
+    let a = Backend::start("127.0.66.1");
+    let b = Backend::start("127.0.66.2");
+    let closed = Backend::start("127.0.66.3");
+    let closed_address = closed.kill();
+    let server = http_start(
+        &[a.member(), b.member(), closed_address.to_string()],
+        SLOW_PERIODIC,
+    );
+
+    // A closed port: refused at the first probe; nothing was detected, as it was never up.
+    let refused = member_status(&server, closed_address.port());
+    assert_eq!(refused["down_signal"], "refused", "{refused}");
+    assert!(refused["detection_ms"].is_null(), "{refused}");
+    let series = |address: std::net::SocketAddr, signal: &str| {
+        format!(
+            "apidns_member_down_total{{pool=\"{API}\",member=\"{address}\",signal=\"{signal}\"}}"
+        )
+    };
+    assert_eq!(
+        metric(&server, &series(closed_address, "refused")),
+        Some(1.0)
+    );
+
+    // A killed server whose kernel resets the held connection.
+    assert!(wait_until(Duration::from_secs(3), || b.open_connections() == 1).is_some());
+    let b_address = b.kill_with_reset();
+    assert!(
+        wait_until(Duration::from_secs(5), || member_status(
+            &server,
+            b_address.port()
+        )["health"]
+            == "down")
+        .is_some()
+    );
+    let reset = member_status(&server, b_address.port());
+    assert_eq!(reset["down_signal"], "reset", "{reset}");
+    let detection = reset["detection_ms"].as_f64().expect("detection measured");
+    assert!(
+        detection < 1000.0,
+        "a reset is confirmed by one refused reconnect: {detection}ms"
+    );
+    assert_eq!(metric(&server, &series(b_address, "reset")), Some(1.0));
+    assert_eq!(
+        metric(
+            &server,
+            &format!("apidns_detection_seconds_count{{pool=\"{API}\",signal=\"reset\"}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(metric(&server, &series(a.address, "reset")), None);
+    assert_eq!(
+        member_status(&server, a.address.port())["down_signal"],
+        serde_json::Value::Null
+    );
+}

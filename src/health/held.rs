@@ -3,14 +3,21 @@
 //! kernel closes or resets that connection, in well under a millisecond on a LAN, instead of at
 //! the next periodic probe.
 //!
-//! - **Held connection lost** (FIN, RST, or keepalive / `TCP_USER_TIMEOUT` giving up): reconnect
-//!   at once. A refused or timed-out reconnect takes the member down at once, whatever `fall`
-//!   says: the loss and the failed reconnect are two independent failure signals. A successful
-//!   reconnect is no failure (servers close idle connections: kube-apiserver closes one that
-//!   never starts a TLS handshake after about 32 s), and the new connection is held instead.
-//! - **Periodic probes** go on every `interval` with fresh connections, as without `hold`, so a
-//!   black-holed host (no FIN, no RST) is still caught by timeouts, and a down member still
-//!   needs `rise` successes on fresh connections to come back.
+//! - **No fresh connections while one is held.** kube-apiserver logs a TLS handshake error for
+//!   every connection that closes without a handshake, so periodic connects would cost each
+//!   API server one log line per member per `interval`. The held connection is the probe.
+//! - **Held connection lost** (FIN, RST, or keepalive giving up): reconnect at once. A refused
+//!   or timed-out reconnect takes the member down at once, whatever `fall` says: the loss and
+//!   the failed reconnect are two independent failure signals. A successful reconnect is no
+//!   failure (servers close idle connections: kube-apiserver closes one that never starts a TLS
+//!   handshake after about 32 s), and the new connection is held instead.
+//! - **Black holes** (no FIN, no RST): keepalive probes the idle connection every second, and a
+//!   look at `TCP_INFO` after each probe sees one go unanswered; a fresh connect then confirms
+//!   (see [`super::keepalive`]). An unanswered keepalive and a failed connect take the member
+//!   down at once, like a loss and a failed reconnect.
+//! - **Periodic probes** with fresh connections run only while nothing is held: while the
+//!   member is down (it needs `rise` successes on fresh connections to come back) and while
+//!   re-holding backs off.
 //! - **Short-lived connections**: a server that closes every held connection quickly (within
 //!   `interval`) twice in a row is re-held only after a backoff, `interval` doubling up to 30 s,
 //!   so the prober never spins on it. Each close is still checked with a reconnect.
@@ -19,6 +26,7 @@
 //!   successes count towards `rise` again.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -26,59 +34,55 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::flap::{Flaps, rehold_backoff};
+use super::keepalive::{self, Assessment};
 use super::machine::{Machine, Transition};
 use super::probe::{ProbeFailure, connect, tcp_connect};
 use super::prober::{Reporter, jittered};
 use super::status::Health;
 
-/// The longest hold-down of a flapping member, and the longest re-hold backoff.
-pub const HOLD_DOWN_MAX: Duration = Duration::from_secs(30);
-/// A member that goes down within this many intervals of coming back up has flapped.
-const FLAP_WINDOW_INTERVALS: u32 = 5;
-/// Keepalive on held sockets: first probe after 1 s idle, then every second, 2 unanswered ones
-/// end the connection; `TCP_USER_TIMEOUT` bounds unacknowledged data (and keepalives) at 3 s.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(1);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-const KEEPALIVE_RETRIES: u32 = 2;
-const USER_TIMEOUT: Duration = Duration::from_secs(3);
-
 enum Event {
     /// The held connection ended; the text says how ("closed", "reset", ...).
     Lost(String),
-    /// Time for the periodic fresh-connection probe.
+    /// Time for a fresh-connection probe (only while nothing is held).
     Probe,
     /// Time to hold a connection again.
     Rehold,
+    /// Time to look at the held connection's keepalive.
+    KeepaliveCheck,
 }
 
 struct State {
     interval: Duration,
     held: Option<TcpStream>,
     held_since: Instant,
+    /// The next fresh-connection probe, while nothing is held.
+    next_probe: Instant,
+    /// The next look at the held connection's keepalive; `None` where `TCP_INFO` is unreadable.
+    check_at: Option<Instant>,
+    /// The last look saw a keepalive probe out.
+    outstanding: bool,
     /// Consecutive held connections that the server closed within `interval`.
     short_lived: u32,
     rehold_at: Option<Instant>,
-    /// Consecutive flaps (down again soon after coming back).
-    flaps: u32,
-    /// When the member last came back up from down.
-    up_since: Option<Instant>,
-    /// Until when successes do not count towards `rise`.
-    hold_down_until: Option<Instant>,
+    flaps: Flaps,
 }
 
 /// The held-mode prober loop; returns when `stop` is cancelled.
 pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &CancellationToken) {
     let target = reporter.target;
     let timeout = reporter.settings.timeout;
+    let now = Instant::now();
     let mut state = State {
         interval: reporter.settings.interval,
         held: None,
-        held_since: Instant::now(),
+        held_since: now,
+        next_probe: now,
+        check_at: None,
+        outstanding: false,
         short_lived: 0,
         rehold_at: None,
-        flaps: 0,
-        up_since: None,
-        hold_down_until: None,
+        flaps: Flaps::new(reporter.settings.interval),
     };
 
     // The first probe is the held connection itself: its result decides at once.
@@ -86,30 +90,29 @@ pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &C
         result = connect_held(target, timeout) => result,
         () = stop.cancelled() => return,
     };
-    let result = match first {
-        Ok((stream, latency)) => {
-            state.held = Some(stream);
-            state.held_since = Instant::now();
-            Ok(latency)
-        }
-        Err(failure) => Err(failure),
-    };
+    let result = first.map(|(stream, latency)| {
+        state.hold(stream);
+        latency
+    });
     state.feed(reporter, machine, result);
+    state.next_probe = Instant::now() + jittered(machine.next_delay(), true);
 
-    let mut next_probe = Instant::now() + jittered(machine.next_delay(), true);
     let mut scheduled: Option<Instant> = None;
     loop {
-        let rehold_at = state.rehold_at;
+        let (rehold_at, check_at, next_probe) = (state.rehold_at, state.check_at, state.next_probe);
+        let holding = state.held.is_some();
         let event = tokio::select! {
             () = stop.cancelled() => return,
-            lost = held_lost(state.held.as_ref()), if state.held.is_some() => Event::Lost(lost),
-            () = tokio::time::sleep_until(next_probe) => Event::Probe,
-            () = sleep_until_some(rehold_at), if state.held.is_none() && rehold_at.is_some() => Event::Rehold,
+            lost = held_lost(state.held.as_ref()), if holding => Event::Lost(lost),
+            () = sleep_until_some(check_at), if holding && check_at.is_some() => Event::KeepaliveCheck,
+            () = tokio::time::sleep_until(next_probe), if !holding => Event::Probe,
+            () = sleep_until_some(rehold_at), if !holding && rehold_at.is_some() => Event::Rehold,
         };
         match event {
             Event::Lost(lost) => {
-                state.held = None;
+                reporter.failure_seen(Instant::now());
                 let lived = state.held_since.elapsed();
+                state.release();
                 let reconnect = tokio::select! {
                     result = connect_held(target, timeout) => result,
                     () = stop.cancelled() => return,
@@ -134,10 +137,56 @@ pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &C
                             drop(stream);
                             state.rehold_at = Some(Instant::now() + backoff);
                         } else {
-                            state.held = Some(stream);
-                            state.held_since = Instant::now();
+                            state.hold(stream);
                         }
                         state.feed(reporter, machine, Ok(latency));
+                    }
+                }
+            }
+            Event::KeepaliveCheck => {
+                let Some(stream) = state.held.as_ref() else {
+                    continue;
+                };
+                let info = match keepalive::read(stream) {
+                    Ok(info) => info,
+                    Err(error) => {
+                        debug!(pool = %reporter.pool, member = %target, %error, "cannot read TCP_INFO: black holes are left to the kernel's keepalive");
+                        state.check_at = None;
+                        continue;
+                    }
+                };
+                let now = Instant::now();
+                match keepalive::assess(info, state.outstanding) {
+                    Assessment::CheckIn(after) => {
+                        state.outstanding = false;
+                        state.check_at = Some(now + after);
+                    }
+                    Assessment::Outstanding(after) => {
+                        state.outstanding = true;
+                        state.check_at = Some(now + after);
+                    }
+                    Assessment::Unanswered => {
+                        reporter.failure_seen(now);
+                        let confirm = tokio::select! {
+                            result = connect_held(target, timeout) => result,
+                            () = stop.cancelled() => return,
+                        };
+                        match confirm {
+                            Ok((stream, latency)) => {
+                                // The path works (one keepalive or its answer was lost): the
+                                // fresh connection replaces the doubtful one.
+                                debug!(pool = %reporter.pool, member = %target, since_ack_ms = info.since_ack.as_millis() as u64, "keepalive unanswered, but a fresh connection answered: holding it instead");
+                                state.hold(stream);
+                                state.feed(reporter, machine, Ok(latency));
+                            }
+                            Err(reconnect) => {
+                                let failure = ProbeFailure::HeldLost {
+                                    lost: "stopped answering".to_string(),
+                                    reconnect: Box::new(reconnect),
+                                };
+                                state.force_down(reporter, machine, failure);
+                            }
+                        }
                     }
                 }
             }
@@ -149,8 +198,8 @@ pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &C
                     () = stop.cancelled() => return,
                 };
                 state.feed(reporter, machine, result);
-                next_probe = started + jittered(machine.next_delay(), false);
-                scheduled = Some(next_probe.max(Instant::now()));
+                state.next_probe = started + jittered(machine.next_delay(), false);
+                scheduled = Some(state.next_probe.max(Instant::now()));
             }
             Event::Rehold => {
                 state.rehold_at = None;
@@ -161,14 +210,10 @@ pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &C
                     result = connect_held(target, timeout) => result,
                     () = stop.cancelled() => return,
                 };
-                let result = match result {
-                    Ok((stream, latency)) => {
-                        state.held = Some(stream);
-                        state.held_since = Instant::now();
-                        Ok(latency)
-                    }
-                    Err(failure) => Err(failure),
-                };
+                let result = result.map(|(stream, latency)| {
+                    state.hold(stream);
+                    latency
+                });
                 let failed = result.is_err();
                 state.feed(reporter, machine, result);
                 if failed && machine.health() == Health::Up {
@@ -180,27 +225,45 @@ pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &C
 }
 
 impl State {
+    /// Holds `stream` (replacing any held one) and schedules its first keepalive check.
+    fn hold(&mut self, stream: TcpStream) {
+        let now = Instant::now();
+        self.held = Some(stream);
+        self.held_since = now;
+        self.check_at = Some(now + keepalive::first_check());
+        self.outstanding = false;
+        self.rehold_at = None;
+    }
+
+    /// Lets go of the held connection; fresh-connection probes take over after an interval.
+    fn release(&mut self) {
+        self.held = None;
+        self.check_at = None;
+        self.outstanding = false;
+        self.next_probe = Instant::now() + jittered(self.interval, false);
+    }
+
     /// Feeds one probe result to the machine, unless the member is held down.
     fn feed(
         &mut self,
-        reporter: &Reporter,
+        reporter: &mut Reporter,
         machine: &mut Machine,
         result: Result<Duration, ProbeFailure>,
     ) {
         reporter.record(&result);
-        let held_down = result.is_ok()
-            && machine.health() == Health::Down
-            && self
-                .hold_down_until
-                .is_some_and(|until| Instant::now() < until);
-        if held_down {
+        if !self.flaps.counts(machine.health(), result.is_ok()) {
             return;
         }
         let transition = machine.observe(result.is_ok());
         self.after(reporter, transition, &result);
     }
 
-    fn force_down(&mut self, reporter: &Reporter, machine: &mut Machine, failure: ProbeFailure) {
+    fn force_down(
+        &mut self,
+        reporter: &mut Reporter,
+        machine: &mut Machine,
+        failure: ProbeFailure,
+    ) {
         let result = Err(failure);
         // Two failure signals (the loss and the failed reconnect), counted as such in the
         // status's consecutive failures, as the transition's `consecutive` counts them.
@@ -212,7 +275,7 @@ impl State {
 
     fn after(
         &mut self,
-        reporter: &Reporter,
+        reporter: &mut Reporter,
         transition: Option<Transition>,
         result: &Result<Duration, ProbeFailure>,
     ) {
@@ -221,24 +284,19 @@ impl State {
             match transition.to {
                 Health::Up => {
                     if transition.from == Health::Down {
-                        self.up_since = Some(now);
+                        self.flaps.came_up(now);
                     }
                     if self.held.is_none() {
                         self.rehold_at = Some(now);
                     }
                 }
                 Health::Down => {
-                    self.held = None;
+                    if self.held.is_some() {
+                        self.release();
+                    }
                     self.rehold_at = None;
-                    let window = self.interval.saturating_mul(FLAP_WINDOW_INTERVALS);
-                    let flapped = self
-                        .up_since
-                        .is_some_and(|since| now.duration_since(since) < window);
-                    self.flaps = if flapped { self.flaps + 1 } else { 0 };
-                    let hold_down = hold_down(self.interval, self.flaps);
-                    self.hold_down_until = (!hold_down.is_zero()).then(|| now + hold_down);
-                    if !hold_down.is_zero() {
-                        warn!(pool = %reporter.pool, member = %reporter.target, flaps = self.flaps, hold_down_ms = hold_down.as_millis() as u64, "member flaps: held down before rise counts again");
+                    if let Some(hold_down) = self.flaps.went_down(now) {
+                        warn!(pool = %reporter.pool, member = %reporter.target, flaps = self.flaps.count(), hold_down_ms = hold_down.as_millis() as u64, "member flaps: held down before rise counts again");
                     }
                 }
                 Health::Pending => {}
@@ -246,23 +304,6 @@ impl State {
         }
         reporter.announce(transition, result);
     }
-}
-
-/// How long a member that flapped `flaps` times in a row stays down at least.
-fn hold_down(interval: Duration, flaps: u32) -> Duration {
-    if flaps == 0 {
-        return Duration::ZERO;
-    }
-    interval
-        .saturating_mul(1 << (flaps - 1).min(16))
-        .min(HOLD_DOWN_MAX)
-}
-
-/// How long to wait before holding again after `short_lived` quickly closed connections.
-fn rehold_backoff(interval: Duration, short_lived: u32) -> Duration {
-    interval
-        .saturating_mul(1 << short_lived.saturating_sub(2).min(16))
-        .min(HOLD_DOWN_MAX)
 }
 
 async fn sleep_until_some(at: Option<Instant>) {
@@ -300,10 +341,9 @@ fn describe(error: &io::Error) -> String {
     }
 }
 
-/// Connects within `timeout` and tunes the socket for holding: short keepalive and
-/// `TCP_USER_TIMEOUT`, so a dead peer ends the connection within seconds.
+/// Connects within `timeout` and tunes the socket for holding (see [`keepalive::tune`]).
 async fn connect_held(
-    target: std::net::SocketAddr,
+    target: SocketAddr,
     timeout: Duration,
 ) -> Result<(TcpStream, Duration), ProbeFailure> {
     let started = Instant::now();
@@ -313,37 +353,6 @@ async fn connect_held(
         Err(_) => return Err(ProbeFailure::Timeout(timeout)),
     };
     let latency = started.elapsed();
-    let socket = socket2::SockRef::from(&stream);
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_RETRIES);
-    let _ = socket.set_tcp_keepalive(&keepalive);
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = socket.set_tcp_user_timeout(Some(USER_TIMEOUT));
+    keepalive::tune(&stream);
     Ok((stream, latency))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hold_down_doubles_up_to_the_cap() {
-        let second = Duration::from_secs(1);
-        assert_eq!(hold_down(second, 0), Duration::ZERO);
-        assert_eq!(hold_down(second, 1), second);
-        assert_eq!(hold_down(second, 2), 2 * second);
-        assert_eq!(hold_down(second, 3), 4 * second);
-        assert_eq!(hold_down(second, 10), HOLD_DOWN_MAX);
-        assert_eq!(hold_down(second, u32::MAX), HOLD_DOWN_MAX);
-    }
-
-    #[test]
-    fn rehold_backoff_grows_after_the_second_short_connection() {
-        let interval = Duration::from_secs(1);
-        assert_eq!(rehold_backoff(interval, 2), interval);
-        assert_eq!(rehold_backoff(interval, 3), 2 * interval);
-        assert_eq!(rehold_backoff(interval, 40), HOLD_DOWN_MAX);
-    }
 }

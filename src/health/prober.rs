@@ -12,9 +12,11 @@ use tracing::{info, warn};
 
 use super::machine::{Machine, Transition};
 use super::probe::{ProbeFailure, check, success_reason, warn_if_insecure};
-use super::status::{Health, MemberStatus};
+use super::status::{DownReport, Health, MemberStatus};
 use crate::config::ProbeSettings;
-use crate::metrics::{MemberLabels, Metrics, PoolLabels, TransitionLabels};
+use crate::metrics::{
+    DetectionLabels, DownLabels, MemberLabels, Metrics, PoolLabels, TransitionLabels,
+};
 
 /// What one prober task watches.
 #[derive(Debug, Clone)]
@@ -36,7 +38,13 @@ pub async fn run(probe: MemberProbe, changes: watch::Sender<u64>, stop: Cancella
         known => Machine::resume(reporter.settings.clone(), known),
     };
     if reporter.settings.holds() {
-        super::held::run(&mut reporter, &mut machine, &stop).await;
+        match reporter.settings.kind {
+            crate::config::ProbeKind::Tcp => {
+                super::held::run(&mut reporter, &mut machine, &stop).await;
+            }
+            // Boxed: the HTTP client's state would size every prober task for the largest kind.
+            _ => Box::pin(super::held_https::run(&mut reporter, &mut machine, &stop)).await,
+        }
         return;
     }
     let settings = reporter.settings.clone();
@@ -75,6 +83,9 @@ pub(super) struct Reporter {
     pool_labels: PoolLabels,
     member_labels: MemberLabels,
     member_up: prometheus_client::metrics::gauge::Gauge,
+    /// When the current streak of failures began: the first failure signal that the next down
+    /// transition is measured from.
+    failing_since: Option<Instant>,
 }
 
 impl Reporter {
@@ -105,6 +116,7 @@ impl Reporter {
             pool_labels,
             member_labels,
             member_up,
+            failing_since: None,
         }
     }
 
@@ -117,9 +129,19 @@ impl Reporter {
         }
     }
 
+    /// Notes a failure signal seen before its probe result is known (a held connection that
+    /// ended, a keepalive left unanswered), so that detection time counts from it.
+    pub fn failure_seen(&mut self, at: Instant) {
+        self.failing_since.get_or_insert(at);
+    }
+
     /// Records one probe result in the status cell and the latency histogram.
-    pub fn record(&self, result: &Result<Duration, ProbeFailure>) {
+    pub fn record(&mut self, result: &Result<Duration, ProbeFailure>) {
         self.status.record(result);
+        match result {
+            Ok(_) => self.failing_since = None,
+            Err(_) => self.failure_seen(Instant::now()),
+        }
         if let Ok(latency) = result {
             self.metrics
                 .probe_seconds
@@ -130,13 +152,16 @@ impl Reporter {
 
     /// Publishes a transition, if any: status cell, metrics, log line and change counter.
     pub fn announce(
-        &self,
+        &mut self,
         transition: Option<Transition>,
         result: &Result<Duration, ProbeFailure>,
     ) {
         let Some(transition) = transition else {
             return;
         };
+        if let Err(failure) = result {
+            self.count_down(&transition, failure);
+        }
         let (pool, target) = (&self.pool, self.target);
         self.status.set(transition.to);
         self.member_up.set(i64::from(transition.to == Health::Up));
@@ -159,6 +184,39 @@ impl Reporter {
             warn!(pool = %pool, member = %target, from, to, %reason, consecutive = transition.consecutive, "member down");
         }
         self.changes.send_modify(|generation| *generation += 1);
+    }
+
+    /// A down transition: which signal caused it, and how long after the streak's first failure
+    /// signal (measured only for a member that was up: a first probe that fails detects
+    /// nothing that was serving).
+    fn count_down(&mut self, transition: &Transition, failure: &ProbeFailure) {
+        if transition.to != Health::Down {
+            return;
+        }
+        let signal = failure.signal();
+        let detection = (transition.from == Health::Up).then(|| {
+            self.failing_since
+                .map_or(Duration::ZERO, |since| since.elapsed())
+        });
+        self.failing_since = None;
+        self.status.record_down(DownReport { signal, detection });
+        self.metrics
+            .member_down
+            .get_or_create(&DownLabels {
+                pool: self.member_labels.pool.clone(),
+                member: self.member_labels.member.clone(),
+                signal,
+            })
+            .inc();
+        if let Some(detection) = detection {
+            self.metrics
+                .detection_seconds
+                .get_or_create(&DetectionLabels {
+                    pool: self.member_labels.pool.clone(),
+                    signal,
+                })
+                .observe(detection.as_secs_f64());
+        }
     }
 }
 

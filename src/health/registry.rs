@@ -11,9 +11,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::prober::{self, MemberProbe};
+use super::signal::Signal;
 use super::status::{Health, MemberStatus};
 use crate::config::{Config, ProbeSettings};
-use crate::metrics::{MemberLabels, Metrics};
+use crate::metrics::{DownLabels, MemberLabels, Metrics};
 
 type MemberKey = (Name, SocketAddr);
 
@@ -72,10 +73,7 @@ impl Probers {
                 previous.insert(key.clone(), running.status.clone());
                 running.stop.cancel();
                 if !wanted.contains_key(key) {
-                    self.metrics.member_up.remove(&MemberLabels {
-                        pool: key.0.to_string(),
-                        member: key.1.to_string(),
-                    });
+                    forget_member(&self.metrics, key);
                 }
             }
             keep
@@ -147,4 +145,17 @@ impl Probers {
     pub fn is_empty(&self) -> bool {
         self.running.is_empty()
     }
+}
+
+/// Drops a removed member's series, so that /metrics does not list it for ever.
+fn forget_member(metrics: &Metrics, (pool, member): &MemberKey) {
+    let (pool, member) = (pool.to_string(), member.to_string());
+    for signal in Signal::ALL {
+        metrics.member_down.remove(&DownLabels {
+            pool: pool.clone(),
+            member: member.clone(),
+            signal,
+        });
+    }
+    metrics.member_up.remove(&MemberLabels { pool, member });
 }

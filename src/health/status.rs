@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::probe::ProbeFailure;
+use super::signal::Signal;
 
 /// What is known about a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,17 @@ pub struct ProbeReport {
     pub consecutive_successes: u32,
     pub consecutive_failures: u32,
     pub transitions: u64,
+    /// The last time the member went down, and why.
+    pub last_down: Option<DownReport>,
+}
+
+/// What took a member down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownReport {
+    pub signal: Signal,
+    /// From the first failure signal of the streak to the down transition; `None` when the
+    /// member was not up before (a first probe that failed).
+    pub detection: Option<Duration>,
 }
 
 /// A member's current health, shared between its prober and every snapshot that serves it.
@@ -61,6 +73,7 @@ impl MemberStatus {
                 consecutive_successes: 0,
                 consecutive_failures: 0,
                 transitions: 0,
+                last_down: None,
             }),
         }
     }
@@ -82,6 +95,11 @@ impl MemberStatus {
             report.transitions += 1;
         }
         changed
+    }
+
+    /// Records what took the member down, after [`MemberStatus::set`] took it down.
+    pub fn record_down(&self, down: DownReport) {
+        self.lock_report().last_down = Some(down);
     }
 
     pub fn is_drained(&self) -> bool {

@@ -43,6 +43,11 @@ pub fn status(snapshot: &Snapshot, ready: bool) -> Value {
                                 "consecutive_successes": report.consecutive_successes,
                                 "consecutive_failures": report.consecutive_failures,
                                 "transitions": report.transitions,
+                                "down_signal": report.last_down.map(|down| down.signal.as_str()),
+                                "detection_ms": report
+                                    .last_down
+                                    .and_then(|down| down.detection)
+                                    .map(|detection| detection.as_secs_f64() * 1000.0),
                             })
                         })
                         .collect();

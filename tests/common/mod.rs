@@ -136,12 +136,17 @@ impl TestServer {
 
     /// Starts the binary on an existing configuration.
     pub fn start_with(dir: TempDir, config: PathBuf, args: &[String]) -> Self {
+        // Info unless the caller asks for another level.
+        let level: &[&str] = if args.iter().any(|arg| arg == "--log-level") {
+            &[]
+        } else {
+            &["--log-level", "info"]
+        };
         let mut child = Command::new(binary())
             .arg("serve")
             .arg("--config")
             .arg(&config)
-            .arg("--log-level")
-            .arg("info")
+            .args(level)
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
