@@ -130,15 +130,16 @@ pub struct ProbeSettings {
     pub fall: u32,
     /// What a probe checks: a TCP connection, or an HTTP(S) request's status.
     pub kind: ProbeKind,
-    /// TCP probes only: keep one connection open to the member and take it down the moment
-    /// that connection closes and a reconnect fails (see `health::held`).
+    /// Keep one connection open to the member and take it down the moment that connection
+    /// closes and a reconnect fails (see `health::held` for TCP, `health::held_https` for
+    /// HTTP(S), which also sends its requests on it).
     pub hold: bool,
 }
 
 impl ProbeSettings {
-    /// Whether probers hold a connection open: `hold` is set and the kind is TCP.
+    /// Whether probers hold a connection open.
     pub fn holds(&self) -> bool {
-        self.hold && matches!(self.kind, ProbeKind::Tcp)
+        self.hold
     }
 }
 

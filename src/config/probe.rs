@@ -504,7 +504,7 @@ rname = "hostmaster.example.com."
     }
 
     #[test]
-    fn hold_is_on_for_tcp_by_default_and_inherited() {
+    fn hold_is_on_by_default_and_inherited() {
         let files = Files::new("hold");
         let tcp = files.pool_probe("", "").unwrap();
         assert!(tcp.hold && tcp.holds());
@@ -520,7 +520,15 @@ rname = "hostmaster.example.com."
                 "probe = { kind = \"https\", ca_file = \"pool-ca.crt\" }",
             )
             .unwrap();
-        assert!(!https.holds(), "only TCP probes hold");
+        assert!(https.holds(), "HTTPS probes hold by default too");
+        let periodic = files
+            .pool_probe("kind = \"https\"\nca_file = \"ca.crt\"\nhold = false", "")
+            .unwrap();
+        assert!(!periodic.holds());
+        let http = files
+            .pool_probe("hold = false", "probe = { kind = \"http\", hold = true }")
+            .unwrap();
+        assert!(http.holds());
     }
 
     #[test]
@@ -546,7 +554,7 @@ rname = "hostmaster.example.com."
     #[test]
     fn errors_name_the_field() {
         let files = Files::new("errors");
-        let cases: [(&str, &str, &str, &str); 14] = [
+        let cases: [(&str, &str, &str, &str); 12] = [
             ("kind = \"grpc\"", "", "probe.kind", "not a probe kind"),
             (
                 "",
@@ -613,18 +621,6 @@ rname = "hostmaster.example.com."
                 "",
                 "probe.path",
                 "not a request path",
-            ),
-            (
-                "",
-                "probe = { kind = \"http\", hold = true }",
-                "pool.api.probe.hold",
-                "hold applies only to kind = \"tcp\", and this probe's kind is \"http\"",
-            ),
-            (
-                "kind = \"https\"\nca_file = \"ca.crt\"\nhold = false",
-                "",
-                "probe.hold",
-                "hold applies only to kind = \"tcp\"",
             ),
         ];
         for (defaults, pool, field, message) in cases {

@@ -104,18 +104,6 @@ pub(crate) fn probe_settings(
             .as_ref()
             .map_or(defaults.hold, |hold| *hold.get_ref()),
     };
-    if let Some(hold) = &section.hold
-        && !matches!(settings.kind, super::ProbeKind::Tcp)
-    {
-        return Err(source.error(
-            hold.span(),
-            format!("{prefix}.hold"),
-            format!(
-                "hold applies only to kind = \"tcp\", and this probe's kind is \"{}\"",
-                settings.kind.as_str()
-            ),
-        ));
-    }
     let at = |value: &Option<Spanned<String>>| value.as_ref().map_or(0..0, |v| v.span());
     if settings.interval < std::time::Duration::from_millis(10) {
         return Err(source.error(

@@ -28,7 +28,7 @@ const CONNECTING: u8 = 0;
 const HANDSHAKING: u8 = 1;
 const AWAITING_RESPONSE: u8 = 2;
 
-const USER_AGENT_VALUE: &str = concat!("apidns/", env!("CARGO_PKG_VERSION"));
+pub(super) const USER_AGENT_VALUE: &str = concat!("apidns/", env!("CARGO_PKG_VERSION"));
 
 /// One HTTP probe (HTTPS when `https` is set) of `target`, within `timeout`.
 pub(super) async fn check(
@@ -136,14 +136,14 @@ where
 }
 
 /// `name:port`, with brackets around an IPv6 address.
-fn host_header(name: &str, port: u16) -> String {
+pub(super) fn host_header(name: &str, port: u16) -> String {
     match name.parse::<IpAddr>() {
         Ok(IpAddr::V6(address)) => format!("[{address}]:{port}"),
         _ => format!("{name}:{port}"),
     }
 }
 
-fn http_failure(error: &hyper::Error, tls: Option<(&str, &HttpsCheck)>) -> ProbeFailure {
+pub(super) fn http_failure(error: &hyper::Error, tls: Option<(&str, &HttpsCheck)>) -> ProbeFailure {
     // A TLS 1.3 server reports a rejected client certificate after the client has finished
     // its handshake, so TLS alerts can surface here, as an I/O error inside hyper's error.
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
@@ -178,7 +178,11 @@ fn rustls_error(error: &io::Error) -> Option<&rustls::Error> {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
-fn tls_failure(error: &io::Error, server_name: &str, https: &HttpsCheck) -> ProbeFailure {
+pub(super) fn tls_failure(
+    error: &io::Error,
+    server_name: &str,
+    https: &HttpsCheck,
+) -> ProbeFailure {
     let Some(tls_error) = rustls_error(error) else {
         return match error.kind() {
             io::ErrorKind::UnexpectedEof

@@ -4,14 +4,20 @@
 //! Probing never touches the query path: a change of health bumps a counter, and a publisher
 //! task rebuilds the affected live sets and swaps them in.
 
+mod connect;
+mod flap;
 mod held;
+mod held_connection;
+mod held_https;
 mod http_probe;
+mod keepalive;
 mod machine;
 mod probe;
 mod prober;
 mod publisher;
 mod registry;
 mod round;
+mod signal;
 mod status;
 
 pub use machine::{Machine, Transition};
@@ -19,4 +25,5 @@ pub use probe::{ProbeFailure, check, success_reason, tcp_connect};
 pub use publisher::publish_changes;
 pub use registry::Probers;
 pub use round::{RoundResult, probe_round, round_table};
-pub use status::{Health, MemberStatus, ProbeReport};
+pub use signal::Signal;
+pub use status::{DownReport, Health, MemberStatus, ProbeReport};
