@@ -167,8 +167,11 @@ pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &C
                     }
                     Assessment::Unanswered => {
                         reporter.failure_seen(now);
+                        // The second signal: a host that just left a keepalive unanswered
+                        // gets half the timeout to answer a SYN (a LAN answers in well under
+                        // a millisecond; a lost SYN is retried only after a second anyway).
                         let confirm = tokio::select! {
-                            result = connect_held(target, timeout) => result,
+                            result = connect_held(target, timeout / 2) => result,
                             () = stop.cancelled() => return,
                         };
                         match confirm {

@@ -4,8 +4,9 @@
 //!
 //! Linux counts keepalive idle time and interval in whole seconds, so the tightest settings are
 //! a probe 1 s after the last ACK and the connection's end 1 s after an unanswered probe: 1 to
-//! 2 s after the host vanished. The `TCP_INFO` check starts a confirming connect 100 ms after
-//! the unanswered probe went out, 0.1 to 1.1 s after the host vanished. It costs one
+//! 2 s after the host vanished. The `TCP_INFO` check starts a confirming connect (with half the
+//! probe timeout) about 50 ms after the unanswered probe went out, 0.05 to 1.05 s after the
+//! host vanished. It costs one
 //! `getsockopt` and one timer per held connection per second.
 
 use std::io;
