@@ -3,13 +3,17 @@
 //! makes it flap in and out of the answers.
 //!
 //! The rule, shared by held TCP (`held.rs`) and HTTP(S) (`held_https.rs`) probes: down again
-//! within `5 × interval` of coming back is a flap; each consecutive flap holds the member down for at least `interval`,
-//! doubling, up to 30 s.
+//! within `5 × interval` of coming back is a flap; each consecutive flap holds the member down
+//! for at least `interval`, doubling, up to 30 s.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::warn;
 
+use super::machine::{Machine, Transition};
+use super::probe::ProbeFailure;
+use super::prober::Reporter;
 use super::status::Health;
 
 /// The longest hold-down of a flapping member.
@@ -39,13 +43,57 @@ impl Flaps {
         }
     }
 
+    /// Records one probe result and gives it to the machine, unless the member is held down
+    /// after flapping. Returns the transition, if any, with the flap record updated for it.
+    pub(super) fn feed(
+        &mut self,
+        reporter: &mut Reporter,
+        machine: &mut Machine,
+        result: &Result<Duration, ProbeFailure>,
+    ) -> Option<Transition> {
+        reporter.record(result);
+        if !self.counts(machine.health(), result.is_ok()) {
+            return None;
+        }
+        let transition = machine.observe(result.is_ok());
+        self.track(reporter, transition)
+    }
+
+    /// Takes the member down at once (two independent failure signals agreed), with the flap
+    /// record updated for it. The caller records the failures.
+    pub(super) fn force_down(
+        &mut self,
+        reporter: &Reporter,
+        machine: &mut Machine,
+    ) -> Option<Transition> {
+        let transition = machine.force_down();
+        self.track(reporter, transition)
+    }
+
+    /// Updates the record for a transition: a return from down starts the flap window, a fall
+    /// within it earns a hold-down.
+    fn track(&mut self, reporter: &Reporter, transition: Option<Transition>) -> Option<Transition> {
+        let change = transition.as_ref()?;
+        let now = Instant::now();
+        match change.to {
+            Health::Up if change.from == Health::Down => self.came_up(now),
+            Health::Down => {
+                if let Some(hold_down) = self.went_down(now) {
+                    warn!(pool = %reporter.pool, member = %reporter.target, flaps = self.count, hold_down_ms = hold_down.as_millis() as u64, "member flaps: held down before rise counts again");
+                }
+            }
+            Health::Up | Health::Pending => {}
+        }
+        transition
+    }
+
     /// The member came back up from down.
-    pub(super) fn came_up(&mut self, now: Instant) {
+    fn came_up(&mut self, now: Instant) {
         self.up_since = Some(now);
     }
 
     /// The member went down; returns the hold-down it earned, if it flapped.
-    pub(super) fn went_down(&mut self, now: Instant) -> Option<Duration> {
+    fn went_down(&mut self, now: Instant) -> Option<Duration> {
         let window = self.interval.saturating_mul(FLAP_WINDOW_INTERVALS);
         let flapped = self
             .up_since
@@ -57,18 +105,14 @@ impl Flaps {
     }
 
     /// Whether a success now must not count towards `rise`.
-    pub(super) fn holds_down(&self, now: Instant) -> bool {
+    fn holds_down(&self, now: Instant) -> bool {
         self.held_down_until.is_some_and(|until| now < until)
     }
 
     /// Whether a probe result counts: a success of a down member does not while it is held
     /// down.
-    pub(super) fn counts(&self, health: Health, success: bool) -> bool {
+    fn counts(&self, health: Health, success: bool) -> bool {
         !(success && health == Health::Down && self.holds_down(Instant::now()))
-    }
-
-    pub(super) fn count(&self) -> u32 {
-        self.count
     }
 }
 
@@ -130,6 +174,6 @@ mod tests {
             None,
             "down long after coming back: the streak ends"
         );
-        assert_eq!(flaps.count(), 0);
+        assert_eq!(flaps.count, 0);
     }
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::flap::{Flaps, rehold_backoff};
 use super::keepalive::{self, Assessment};
@@ -253,11 +253,7 @@ impl State {
         machine: &mut Machine,
         result: Result<Duration, ProbeFailure>,
     ) {
-        reporter.record(&result);
-        if !self.flaps.counts(machine.health(), result.is_ok()) {
-            return;
-        }
-        let transition = machine.observe(result.is_ok());
+        let transition = self.flaps.feed(reporter, machine, &result);
         self.after(reporter, transition, &result);
     }
 
@@ -272,7 +268,7 @@ impl State {
         // status's consecutive failures, as the transition's `consecutive` counts them.
         reporter.record(&result);
         reporter.record(&result);
-        let transition = machine.force_down();
+        let transition = self.flaps.force_down(reporter, machine);
         self.after(reporter, transition, &result);
     }
 
@@ -282,28 +278,15 @@ impl State {
         transition: Option<Transition>,
         result: &Result<Duration, ProbeFailure>,
     ) {
-        if let Some(transition) = &transition {
-            let now = Instant::now();
-            match transition.to {
-                Health::Up => {
-                    if transition.from == Health::Down {
-                        self.flaps.came_up(now);
-                    }
-                    if self.held.is_none() {
-                        self.rehold_at = Some(now);
-                    }
+        match transition.as_ref().map(|transition| transition.to) {
+            Some(Health::Up) if self.held.is_none() => self.rehold_at = Some(Instant::now()),
+            Some(Health::Down) => {
+                if self.held.is_some() {
+                    self.release();
                 }
-                Health::Down => {
-                    if self.held.is_some() {
-                        self.release();
-                    }
-                    self.rehold_at = None;
-                    if let Some(hold_down) = self.flaps.went_down(now) {
-                        warn!(pool = %reporter.pool, member = %reporter.target, flaps = self.flaps.count(), hold_down_ms = hold_down.as_millis() as u64, "member flaps: held down before rise counts again");
-                    }
-                }
-                Health::Pending => {}
+                self.rehold_at = None;
             }
+            _ => {}
         }
         reporter.announce(transition, result);
     }

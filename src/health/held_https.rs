@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::flap::{Flaps, rehold_backoff};
 use super::held_connection::{Endpoint, HeldConnection};
@@ -221,11 +221,7 @@ impl HeldProber {
         machine: &mut Machine,
         result: Result<Duration, ProbeFailure>,
     ) {
-        reporter.record(&result);
-        if !self.flaps.counts(machine.health(), result.is_ok()) {
-            return;
-        }
-        let transition = machine.observe(result.is_ok());
+        let transition = self.flaps.feed(reporter, machine, &result);
         self.after(reporter, transition, &result);
     }
 
@@ -237,7 +233,7 @@ impl HeldProber {
     ) {
         let result = Err(failure);
         reporter.record(&result);
-        let transition = machine.force_down();
+        let transition = self.flaps.force_down(reporter, machine);
         self.after(reporter, transition, &result);
     }
 
@@ -247,20 +243,13 @@ impl HeldProber {
         transition: Option<Transition>,
         result: &Result<Duration, ProbeFailure>,
     ) {
-        if let Some(transition) = &transition {
-            let now = Instant::now();
-            match transition.to {
-                Health::Up if transition.from == Health::Down => self.flaps.came_up(now),
-                Health::Down => {
-                    self.held = None;
-                    self.rehold_at = None;
-                    self.short_lived = 0;
-                    if let Some(hold_down) = self.flaps.went_down(now) {
-                        warn!(pool = %reporter.pool, member = %reporter.target, flaps = self.flaps.count(), hold_down_ms = hold_down.as_millis() as u64, "member flaps: held down before rise counts again");
-                    }
-                }
-                Health::Up | Health::Pending => {}
-            }
+        if transition
+            .as_ref()
+            .is_some_and(|transition| transition.to == Health::Down)
+        {
+            self.held = None;
+            self.rehold_at = None;
+            self.short_lived = 0;
         }
         reporter.announce(transition, result);
     }
