@@ -7,7 +7,7 @@ mod common;
 mod netns;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::backend::Backend;
 use common::*;
@@ -25,17 +25,6 @@ fn start(members: &[String], probe: &str) -> TestServer {
     spec.probe = probe.to_string();
     spec.server_extra = "http = \"127.0.0.1:0\"".to_string();
     TestServer::start(spec)
-}
-
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return Some(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
 }
 
 fn member_status(server: &TestServer, member: SocketAddr) -> serde_json::Value {

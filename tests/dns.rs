@@ -39,11 +39,6 @@ fn pool_server() -> TestServer {
     start(&format!("{ZONE_HEAD}{POOL}"))
 }
 
-fn sorted(mut values: Vec<String>) -> Vec<String> {
-    values.sort();
-    values
-}
-
 fn names(records: &[Record]) -> Vec<String> {
     records.iter().map(|r| r.name.to_string()).collect()
 }

@@ -28,24 +28,7 @@ fn start(members: &[String], extra: &str, probe: &str) -> TestServer {
     TestServer::start(spec)
 }
 
-/// Polls until `condition` holds, returning how long it took.
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return Some(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
-}
-
 const API: &str = "api.k8s.example.com.";
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
-}
 
 #[test]
 fn first_answers_already_leave_out_dead_members() {

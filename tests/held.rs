@@ -26,22 +26,6 @@ fn start(members: &[String], probe: &str) -> TestServer {
     TestServer::start(spec)
 }
 
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return Some(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
-}
-
 /// Kills `b` (with a FIN or a reset), checks it leaves within 1 s for `reason`, then restarts
 /// it and checks it returns and is held again.
 fn killed_member_leaves_at_once(first_octet: u8, reset: bool, reason: &str) {

@@ -45,22 +45,6 @@ fn start(ca: &Authority, identity: Identity, members: &[String], probe: &str) ->
     }
 }
 
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return Some(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
-}
-
 /// Two HTTP/2 API servers on `127.0.{octet}.1` and `.2`, and apidns probing them.
 fn pair(octet: u8, probe: &str) -> (ApiServer, ApiServer, Cluster) {
     let ca = Authority::new("apidns test CA");

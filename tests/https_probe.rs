@@ -6,7 +6,7 @@
 mod common;
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::https::{ApiServer, Authority, Mode, server_tls};
 use common::*;
@@ -62,23 +62,6 @@ fn run(command: &str, config: &std::path::Path) -> Output {
         .unwrap()
 }
 
-/// Polls until `condition` holds.
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-fn sorted(mut addresses: Vec<String>) -> Vec<String> {
-    addresses.sort();
-    addresses
-}
-
 /// Waits for a transition log line about `member` that contains `text`.
 fn transition(server: &TestServer, member: &str, text: &str) -> String {
     let member = format!("member={member} ");
@@ -126,7 +109,7 @@ fn https_member_leaves_when_not_ready_or_hung_and_returns() {
 
     b.set(Mode::NotReady);
     assert!(
-        wait_until(CHANGE_LIMIT, || a_sorted(server.addr(), API) == [a.ip()]),
+        eventually(CHANGE_LIMIT, || a_sorted(server.addr(), API) == [a.ip()]),
         "a member whose /readyz answers 500 still answered"
     );
     let down = transition(&server, &b.member(), "member down");
@@ -139,7 +122,7 @@ fn https_member_leaves_when_not_ready_or_hung_and_returns() {
 
     b.set(Mode::Ready);
     assert!(
-        wait_until(CHANGE_LIMIT, || a_sorted(server.addr(), API) == both),
+        eventually(CHANGE_LIMIT, || a_sorted(server.addr(), API) == both),
         "a member that is ready again did not return"
     );
     let up = transition(&server, &b.member(), "member up");
@@ -148,7 +131,7 @@ fn https_member_leaves_when_not_ready_or_hung_and_returns() {
     // Accepts the connection and the request, and never answers: what a wedged API server does.
     b.set(Mode::Hang);
     assert!(
-        wait_until(CHANGE_LIMIT, || a_sorted(server.addr(), API) == [a.ip()]),
+        eventually(CHANGE_LIMIT, || a_sorted(server.addr(), API) == [a.ip()]),
         "a member that never answers still answered"
     );
     transition(
@@ -159,7 +142,7 @@ fn https_member_leaves_when_not_ready_or_hung_and_returns() {
 
     b.set(Mode::Ready);
     assert!(
-        wait_until(CHANGE_LIMIT, || a_sorted(server.addr(), API) == both),
+        eventually(CHANGE_LIMIT, || a_sorted(server.addr(), API) == both),
         "a member that answers again did not return"
     );
 }
@@ -273,7 +256,7 @@ fn plain_http_probe_checks_the_status() {
         seen[0]
     );
     b.set(Mode::NotReady);
-    assert!(wait_until(CHANGE_LIMIT, || a_sorted(server.addr(), API) == [a.ip()]));
+    assert!(eventually(CHANGE_LIMIT, || a_sorted(server.addr(), API) == [a.ip()]));
     transition(
         &server,
         &b.member(),

@@ -34,22 +34,6 @@ fn start(zone_text: &str, server_extra: &str) -> TestServer {
     TestServer::start(spec)
 }
 
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
-}
-
 fn serial(server: &TestServer) -> u32 {
     let reply = udp(
         server.addr(),
@@ -84,7 +68,7 @@ fn sighup_reloads_and_the_serial_increases() {
     std::fs::write(zone_path(&server), zone(&[&a, &b], "")).unwrap();
     server.signal("HUP");
     assert!(
-        wait_until(Duration::from_secs(10), || a_sorted(server.addr(), API)
+        eventually(Duration::from_secs(10), || a_sorted(server.addr(), API)
             == sorted(vec![a.ip(), b.ip()])),
         "the added member is answered after SIGHUP"
     );
@@ -101,7 +85,7 @@ fn a_file_change_reloads_without_a_signal() {
     );
     std::fs::write(zone_path(&server), text).unwrap();
     assert!(
-        wait_until(Duration::from_secs(10), || a_sorted(
+        eventually(Duration::from_secs(10), || a_sorted(
             server.addr(),
             "new.k8s.example.com."
         ) == ["192.0.2.77"]),
@@ -236,7 +220,7 @@ fn metrics_status_and_readiness() {
 
     let b_address = b.kill();
     assert!(
-        wait_until(Duration::from_secs(5), || {
+        eventually(Duration::from_secs(5), || {
             let (_, metrics) = http_get(http, "/metrics");
             metrics.contains(&format!("{b_up} 0"))
             && metrics.contains(&format!("apidns_member_transitions_total{{pool=\"{API}\",member=\"{b_address}\",to=\"down\"}} 1"))
@@ -316,7 +300,7 @@ fn drain_and_undrain_take_effect_at_once() {
     let a_ip = a.ip();
     let a_address = a.kill();
     let http = server.http.unwrap();
-    assert!(wait_until(Duration::from_secs(5), || {
+    assert!(eventually(Duration::from_secs(5), || {
         let (_, body) = http_get(http, "/status");
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         json["zones"][0]["pools"][0]["members"]
@@ -364,7 +348,7 @@ fn drain_in_the_config_is_applied_by_reload() {
     )
     .unwrap();
     server.signal("HUP");
-    assert!(wait_until(Duration::from_secs(10), || a_sorted(
+    assert!(eventually(Duration::from_secs(10), || a_sorted(
         server.addr(),
         API
     ) == [a.ip()]));
@@ -421,7 +405,7 @@ fn reload_stress_never_fails_a_query() {
         let count = reloads(&server);
         server.signal("HUP");
         assert!(
-            wait_until(Duration::from_secs(10), || reloads(&server) > count),
+            eventually(Duration::from_secs(10), || reloads(&server) > count),
             "reload {round} not applied"
         );
     }
@@ -474,7 +458,7 @@ fn query_log_is_off_by_default_and_full_or_sampled_on_request() {
     for _ in 0..4 {
         udp(sampled.addr(), &query(API, RecordType::A, None));
     }
-    assert!(wait_until(Duration::from_secs(5), || count_logged(
+    assert!(eventually(Duration::from_secs(5), || count_logged(
         &sampled
     ) == 2));
     std::thread::sleep(Duration::from_millis(200));

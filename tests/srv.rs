@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::backend::Backend;
 use common::*;
@@ -34,17 +34,6 @@ fn targets(reply: &hickory_proto::op::Message) -> Vec<String> {
     let mut t: Vec<String> = srv_records(reply).into_iter().map(|s| s.3).collect();
     t.sort();
     t
-}
-
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 #[test]
@@ -114,7 +103,7 @@ fn srv_lists_live_members_with_their_addresses() {
 
     // A dead member leaves the SRV answer; its own name still answers.
     b.kill();
-    assert!(wait_until(Duration::from_secs(5), || {
+    assert!(eventually(Duration::from_secs(5), || {
         targets(&udp(server.addr(), &query(SRV, RecordType::SRV, None)))
             == ["cp1.api.k8s.example.com."]
     }));

@@ -499,3 +499,26 @@ pub fn free_port() -> u16 {
         .map(|address| address.port())
         .expect("a free port")
 }
+
+/// Polls `condition` every 5 ms until it holds, returning how long that took, or `None` once
+/// `limit` has passed.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if condition() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+/// Whether `condition` holds within `limit` (see [`wait_until`]).
+pub fn eventually(limit: Duration, condition: impl FnMut() -> bool) -> bool {
+    wait_until(limit, condition).is_some()
+}
+
+pub fn sorted(mut values: Vec<String>) -> Vec<String> {
+    values.sort();
+    values
+}
