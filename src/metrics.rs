@@ -14,9 +14,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::dns::Transport;
+use crate::zone::Signal;
 
 /// A zone's name as a label value, shared rather than copied per query.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -74,6 +75,13 @@ impl EncodeLabelValue for Transport {
     }
 }
 
+/// The failure signal that took a member down, as its fixed word (`closed`, `timeout`, ...).
+impl EncodeLabelValue for Signal {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct QueryLabels {
     /// The zone asked about; empty for names outside every zone and unparsable queries.
@@ -107,13 +115,13 @@ pub struct DownLabels {
     pub pool: String,
     pub member: String,
     /// The failure signal that took the member down.
-    pub signal: crate::health::Signal,
+    pub signal: Signal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct DetectionLabels {
     pub pool: String,
-    pub signal: crate::health::Signal,
+    pub signal: Signal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -149,6 +157,24 @@ fn no_zone() -> &'static Arc<str> {
     NO_ZONE.get_or_init(|| Arc::from(""))
 }
 
+/// Registers `metric` under `name` and hands it back for recording: the registry keeps one
+/// handle for encoding, the caller the other (both share the same values).
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// `apidns_build_info{version="..."} 1`: set once, never recorded again.
+fn register_build_info(registry: &mut Registry) {
+    let build_info = Family::<BuildLabels, Gauge>::default();
+    build_info
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+        .set(1);
+    registry.register("build_info", "apidns build information", build_info);
+}
+
 /// Every metric apidns exports.
 pub struct Metrics {
     registry: Registry,
@@ -168,90 +194,84 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("apidns");
-        let queries = Family::<QueryLabels, Counter>::default();
-        registry.register(
+        let queries = registered(
+            &mut registry,
             "queries",
             "DNS queries answered, by zone, query type, response code and transport",
-            queries.clone(),
+            Family::<QueryLabels, Counter>::default(),
         );
         // 5µs to ~2.6s: a cached answer takes microseconds, a slow TCP client much longer.
-        let response_seconds = Family::<TransportLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(5e-6, 2.0, 20))
-        });
-        registry.register(
+        let response_seconds = registered(
+            &mut registry,
             "response_duration_seconds",
             "Time from receiving a query to having its answer encoded (one query in 8 is timed)",
-            response_seconds.clone(),
+            Family::<TransportLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(5e-6, 2.0, 20))
+            }),
         );
-        let member_up = Family::<MemberLabels, Gauge>::default();
-        registry.register(
+        let member_up = registered(
+            &mut registry,
             "member_up",
             "1 when a pool member's probe passes (up), 0 when down or not probed yet",
-            member_up.clone(),
+            Family::<MemberLabels, Gauge>::default(),
         );
-        let member_transitions = Family::<TransitionLabels, Counter>::default();
-        registry.register(
+        let member_transitions = registered(
+            &mut registry,
             "member_transitions",
             "Changes of a member's health, by the state it changed to",
-            member_transitions.clone(),
+            Family::<TransitionLabels, Counter>::default(),
         );
-        let member_down = Family::<DownLabels, Counter>::default();
-        registry.register(
+        let member_down = registered(
+            &mut registry,
             "member_down",
             "Down transitions of a member, by the failure signal that took it down",
-            member_down.clone(),
+            Family::<DownLabels, Counter>::default(),
         );
         // 100µs to ~13s: a held connection's close is seen in microseconds, a black hole after
         // keepalive and a connect timeout, a periodic probe after `fall` probes.
-        let detection_seconds = Family::<DetectionLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(1e-4, 2.0, 18))
-        });
-        registry.register(
+        let detection_seconds = registered(
+            &mut registry,
             "detection_seconds",
             "Time from the first failure signal of a streak to the down transition of an up member",
-            detection_seconds.clone(),
+            Family::<DetectionLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-4, 2.0, 18))
+            }),
         );
         // 100µs to ~3.3s: a LAN handshake, up to a timeout.
-        let probe_seconds = Family::<PoolLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(1e-4, 2.0, 16))
-        });
-        registry.register(
+        let probe_seconds = registered(
+            &mut registry,
             "probe_duration_seconds",
             "Latency of successful probes",
-            probe_seconds.clone(),
+            Family::<PoolLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-4, 2.0, 16))
+            }),
         );
         // 100µs to ~1.6s: a probe should start within a millisecond or two of its schedule.
-        let probe_lateness = Histogram::new(exponential_buckets(1e-4, 2.0, 15));
-        registry.register(
+        let probe_lateness = registered(
+            &mut registry,
             "probe_lateness_seconds",
             "How late probes start compared with their schedule",
-            probe_lateness.clone(),
+            Histogram::new(exponential_buckets(1e-4, 2.0, 15)),
         );
-        let pool_members_up = Family::<PoolLabels, Gauge>::default();
-        registry.register(
+        let pool_members_up = registered(
+            &mut registry,
             "pool_members_up",
             "Members of a pool that are up",
-            pool_members_up.clone(),
+            Family::<PoolLabels, Gauge>::default(),
         );
-        let pool_fallback = Family::<PoolLabels, Gauge>::default();
-        registry.register(
+        let pool_fallback = registered(
+            &mut registry,
             "pool_fallback",
             "1 when a pool has too few members up and answers per its all_down policy",
-            pool_fallback.clone(),
+            Family::<PoolLabels, Gauge>::default(),
         );
-        let reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
+        let reloads = registered(
+            &mut registry,
             "config_reloads",
             "Configuration reloads, by result (success, failure)",
-            reloads.clone(),
+            Family::<ResultLabels, Counter>::default(),
         );
-        let build_info = Family::<BuildLabels, Gauge>::default();
-        build_info
-            .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            })
-            .set(1);
-        registry.register("build_info", "apidns build information", build_info);
+        register_build_info(&mut registry);
         Self {
             registry,
             queries,

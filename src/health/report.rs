@@ -1,24 +1,26 @@
-//! One member's prober: a task that probes, feeds the state machine, and announces changes.
+//! Reporting: what every watch loop tells the rest of apidns about a member. One probe result
+//! goes to the member's status cell and the latency histogram; a transition also goes to the
+//! metrics, the log, and the change counter that the publisher watches.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::machine::{Machine, Transition};
-use super::probe::{ProbeFailure, check, success_reason, warn_if_insecure};
-use super::status::{DownReport, Health, MemberStatus};
+use super::check::success_reason;
+use super::rise_fall::Transition;
 use crate::config::ProbeSettings;
 use crate::metrics::{
     DetectionLabels, DownLabels, MemberLabels, Metrics, PoolLabels, TransitionLabels,
 };
+use crate::zone::{DownReport, Health, MemberStatus, ProbeFailure};
 
-/// What one prober task watches.
+/// What one prober task watches, and where it reports.
 #[derive(Debug, Clone)]
 pub struct MemberProbe {
     pub pool: Name,
@@ -28,68 +30,26 @@ pub struct MemberProbe {
     pub metrics: Arc<Metrics>,
 }
 
-/// Probes until `stop` is cancelled. Every change of health bumps `changes`, so that the live
-/// sets are rebuilt.
-pub async fn run(probe: MemberProbe, changes: watch::Sender<u64>, stop: CancellationToken) {
-    let mut reporter = Reporter::new(probe, changes);
-    warn_if_insecure(&reporter.pool, &reporter.settings);
-    let mut machine = match reporter.status.health() {
-        Health::Pending => Machine::new(reporter.settings.clone()),
-        known => Machine::resume(reporter.settings.clone(), known),
-    };
-    if reporter.settings.holds() {
-        match reporter.settings.kind {
-            crate::config::ProbeKind::Tcp => {
-                super::held::run(&mut reporter, &mut machine, &stop).await;
-            }
-            // Boxed: the HTTP client's state would size every prober task for the largest kind.
-            _ => Box::pin(super::held_https::run(&mut reporter, &mut machine, &stop)).await,
-        }
-        return;
-    }
-    let settings = reporter.settings.clone();
-    let target = reporter.target;
-    let mut first = true;
-    let mut scheduled: Option<Instant> = None;
-    loop {
-        let started = Instant::now();
-        reporter.lateness(started, scheduled);
-        let result = tokio::select! {
-            result = check(&settings, target) => result,
-            () = stop.cancelled() => return,
-        };
-        reporter.record(&result);
-        let transition = machine.observe(result.is_ok());
-        reporter.announce(transition, &result);
-        let delay = jittered(machine.next_delay(), first);
-        first = false;
-        scheduled = Some((started + delay).max(Instant::now()));
-        tokio::select! {
-            () = tokio::time::sleep_until(started + delay) => {}
-            () = stop.cancelled() => return,
-        }
-    }
-}
-
 /// What a prober reports to: the member's status cell, its metrics, the logs and the change
 /// counter that the publisher watches.
-pub(super) struct Reporter {
-    pub pool: Name,
-    pub target: SocketAddr,
-    pub settings: ProbeSettings,
-    pub status: Arc<MemberStatus>,
+pub(crate) struct Reporter {
+    pub(crate) pool: Name,
+    pub(crate) target: SocketAddr,
+    pub(crate) settings: ProbeSettings,
+    pub(crate) status: Arc<MemberStatus>,
     metrics: Arc<Metrics>,
     changes: watch::Sender<u64>,
     pool_labels: PoolLabels,
     member_labels: MemberLabels,
-    member_up: prometheus_client::metrics::gauge::Gauge,
+    member_up: Gauge,
     /// When the current streak of failures began: the first failure signal that the next down
     /// transition is measured from.
     failing_since: Option<Instant>,
 }
 
 impl Reporter {
-    fn new(probe: MemberProbe, changes: watch::Sender<u64>) -> Self {
+    /// A reporter for `probe`, bumping `changes` on every transition.
+    pub(crate) fn new(probe: MemberProbe, changes: watch::Sender<u64>) -> Self {
         let MemberProbe {
             pool,
             target,
@@ -121,7 +81,7 @@ impl Reporter {
     }
 
     /// How late the timer fired: the measure of whether probing keeps its schedule.
-    pub fn lateness(&self, started: Instant, scheduled: Option<Instant>) {
+    pub(crate) fn lateness(&self, started: Instant, scheduled: Option<Instant>) {
         if let Some(scheduled) = scheduled {
             self.metrics
                 .probe_lateness
@@ -131,12 +91,12 @@ impl Reporter {
 
     /// Notes a failure signal seen before its probe result is known (a held connection that
     /// ended, a keepalive left unanswered), so that detection time counts from it.
-    pub fn failure_seen(&mut self, at: Instant) {
+    pub(crate) fn failure_seen(&mut self, at: Instant) {
         self.failing_since.get_or_insert(at);
     }
 
     /// Records one probe result in the status cell and the latency histogram.
-    pub fn record(&mut self, result: &Result<Duration, ProbeFailure>) {
+    pub(crate) fn record(&mut self, result: &Result<Duration, ProbeFailure>) {
         self.status.record(result);
         match result {
             Ok(_) => self.failing_since = None,
@@ -151,7 +111,7 @@ impl Reporter {
     }
 
     /// Publishes a transition, if any: status cell, metrics, log line and change counter.
-    pub fn announce(
+    pub(crate) fn announce(
         &mut self,
         transition: Option<Transition>,
         result: &Result<Duration, ProbeFailure>,
@@ -218,15 +178,4 @@ impl Reporter {
                 .observe(detection.as_secs_f64());
         }
     }
-}
-
-/// Spreads probes so that they do not march in step: the first wait after start-up is anywhere
-/// in the interval, later ones vary by ±10%.
-pub(super) fn jittered(delay: Duration, first: bool) -> Duration {
-    let factor = if first {
-        rand::random_range(0.0..1.0)
-    } else {
-        rand::random_range(0.9..1.1)
-    };
-    delay.mul_f64(factor)
 }

@@ -13,7 +13,7 @@
 //!   handshake after about 32 s), and the new connection is held instead.
 //! - **Black holes** (no FIN, no RST): keepalive probes the idle connection every second, and a
 //!   look at `TCP_INFO` after each probe sees one go unanswered; a fresh connect then confirms
-//!   (see [`super::keepalive`]). An unanswered keepalive and a failed connect take the member
+//!   (see [`crate::health::keepalive`]). An unanswered keepalive and a failed connect take the member
 //!   down at once, like a loss and a failed reconnect.
 //! - **Periodic probes** with fresh connections run only while nothing is held: while the
 //!   member is down (it needs `rise` successes on fresh connections to come back) and while
@@ -25,7 +25,6 @@
 //!   each consecutive flap keeps it down for at least `interval`, doubling, up to 30 s, before
 //!   successes count towards `rise` again.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -34,12 +33,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::flap::{Flaps, rehold_backoff};
-use super::keepalive::{self, Assessment};
-use super::machine::{Machine, Transition};
-use super::probe::{ProbeFailure, connect, tcp_connect};
-use super::prober::{Reporter, jittered};
-use super::status::Health;
+use crate::health::check::held_tcp::{connect_held, held_lost};
+use crate::health::check::tcp::tcp_connect;
+use crate::health::flap::{Flaps, rehold_backoff};
+use crate::health::jitter::jittered;
+use crate::health::keepalive::{self, Assessment, KeepaliveInfo};
+use crate::health::report::Reporter;
+use crate::health::rise_fall::{Machine, Transition};
+use crate::zone::{Health, ProbeFailure};
 
 enum Event {
     /// The held connection ended; the text says how ("closed", "reset", ...).
@@ -53,11 +54,15 @@ enum Event {
 }
 
 struct State {
+    target: SocketAddr,
+    timeout: Duration,
     interval: Duration,
     held: Option<TcpStream>,
     held_since: Instant,
     /// The next fresh-connection probe, while nothing is held.
     next_probe: Instant,
+    /// When the last fresh-connection probe was due to start, for the lateness histogram.
+    scheduled: Option<Instant>,
     /// The next look at the held connection's keepalive; `None` where `TCP_INFO` is unreadable.
     check_at: Option<Instant>,
     /// The last look saw a keepalive probe out.
@@ -69,25 +74,12 @@ struct State {
 }
 
 /// The held-mode prober loop; returns when `stop` is cancelled.
-pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &CancellationToken) {
-    let target = reporter.target;
-    let timeout = reporter.settings.timeout;
-    let now = Instant::now();
-    let mut state = State {
-        interval: reporter.settings.interval,
-        held: None,
-        held_since: now,
-        next_probe: now,
-        check_at: None,
-        outstanding: false,
-        short_lived: 0,
-        rehold_at: None,
-        flaps: Flaps::new(reporter.settings.interval),
-    };
+pub(crate) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &CancellationToken) {
+    let mut state = State::new(reporter);
 
     // The first probe is the held connection itself: its result decides at once.
     let first = tokio::select! {
-        result = connect_held(target, timeout) => result,
+        result = connect_held(state.target, state.timeout) => result,
         () = stop.cancelled() => return,
     };
     let result = first.map(|(stream, latency)| {
@@ -97,137 +89,181 @@ pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &C
     state.feed(reporter, machine, result);
     state.next_probe = Instant::now() + jittered(machine.next_delay(), true);
 
-    let mut scheduled: Option<Instant> = None;
     loop {
-        let (rehold_at, check_at, next_probe) = (state.rehold_at, state.check_at, state.next_probe);
-        let holding = state.held.is_some();
         let event = tokio::select! {
             () = stop.cancelled() => return,
-            lost = held_lost(state.held.as_ref()), if holding => Event::Lost(lost),
-            () = sleep_until_some(check_at), if holding && check_at.is_some() => Event::KeepaliveCheck,
-            () = tokio::time::sleep_until(next_probe), if !holding => Event::Probe,
-            () = sleep_until_some(rehold_at), if !holding && rehold_at.is_some() => Event::Rehold,
+            event = state.next_event() => event,
         };
-        match event {
-            Event::Lost(lost) => {
-                reporter.failure_seen(Instant::now());
-                let lived = state.held_since.elapsed();
-                state.release();
-                let reconnect = tokio::select! {
-                    result = connect_held(target, timeout) => result,
-                    () = stop.cancelled() => return,
-                };
-                match reconnect {
-                    Err(reconnect) => {
-                        let failure = ProbeFailure::HeldLost {
-                            lost,
-                            reconnect: Box::new(reconnect),
-                        };
-                        state.force_down(reporter, machine, failure);
-                    }
-                    Ok((stream, latency)) => {
-                        debug!(pool = %reporter.pool, member = %target, %lost, lived_ms = lived.as_millis() as u64, "held connection ended, reconnected");
-                        state.short_lived = if lived < state.interval {
-                            state.short_lived + 1
-                        } else {
-                            0
-                        };
-                        if state.short_lived >= 2 {
-                            let backoff = rehold_backoff(state.interval, state.short_lived);
-                            drop(stream);
-                            state.rehold_at = Some(Instant::now() + backoff);
-                        } else {
-                            state.hold(stream);
-                        }
-                        state.feed(reporter, machine, Ok(latency));
-                    }
-                }
-            }
-            Event::KeepaliveCheck => {
-                let Some(stream) = state.held.as_ref() else {
-                    continue;
-                };
-                let info = match keepalive::read(stream) {
-                    Ok(info) => info,
-                    Err(error) => {
-                        debug!(pool = %reporter.pool, member = %target, %error, "cannot read TCP_INFO: black holes are left to the kernel's keepalive");
-                        state.check_at = None;
-                        continue;
-                    }
-                };
-                let now = Instant::now();
-                match keepalive::assess(info, state.outstanding) {
-                    Assessment::CheckIn(after) => {
-                        state.outstanding = false;
-                        state.check_at = Some(now + after);
-                    }
-                    Assessment::Outstanding(after) => {
-                        state.outstanding = true;
-                        state.check_at = Some(now + after);
-                    }
-                    Assessment::Unanswered => {
-                        reporter.failure_seen(now);
-                        // The second signal: a host that just left a keepalive unanswered
-                        // gets half the timeout to answer a SYN (a LAN answers in well under
-                        // a millisecond; a lost SYN is retried only after a second anyway).
-                        let confirm = tokio::select! {
-                            result = connect_held(target, timeout / 2) => result,
-                            () = stop.cancelled() => return,
-                        };
-                        match confirm {
-                            Ok((stream, latency)) => {
-                                // The path works (one keepalive or its answer was lost): the
-                                // fresh connection replaces the doubtful one.
-                                debug!(pool = %reporter.pool, member = %target, since_ack_ms = info.since_ack.as_millis() as u64, "keepalive unanswered, but a fresh connection answered: holding it instead");
-                                state.hold(stream);
-                                state.feed(reporter, machine, Ok(latency));
-                            }
-                            Err(reconnect) => {
-                                let failure = ProbeFailure::HeldLost {
-                                    lost: "stopped answering".to_string(),
-                                    reconnect: Box::new(reconnect),
-                                };
-                                state.force_down(reporter, machine, failure);
-                            }
-                        }
-                    }
-                }
-            }
-            Event::Probe => {
-                let started = Instant::now();
-                reporter.lateness(started, scheduled);
-                let result = tokio::select! {
-                    result = tcp_connect(target, timeout) => result,
-                    () = stop.cancelled() => return,
-                };
-                state.feed(reporter, machine, result);
-                state.next_probe = started + jittered(machine.next_delay(), false);
-                scheduled = Some(state.next_probe.max(Instant::now()));
-            }
-            Event::Rehold => {
-                state.rehold_at = None;
-                if machine.health() != Health::Up {
-                    continue;
-                }
-                let result = tokio::select! {
-                    result = connect_held(target, timeout) => result,
-                    () = stop.cancelled() => return,
-                };
-                let result = result.map(|(stream, latency)| {
-                    state.hold(stream);
-                    latency
-                });
-                let failed = result.is_err();
-                state.feed(reporter, machine, result);
-                if failed && machine.health() == Health::Up {
-                    state.rehold_at = Some(Instant::now() + state.interval);
-                }
-            }
+        // A stop ends the loop wherever the event's handling waits (on a connect).
+        tokio::select! {
+            () = state.handle(event, reporter, machine) => {}
+            () = stop.cancelled() => return,
         }
     }
 }
 
 impl State {
+    fn new(reporter: &Reporter) -> Self {
+        let now = Instant::now();
+        let interval = reporter.settings.interval;
+        Self {
+            target: reporter.target,
+            timeout: reporter.settings.timeout,
+            interval,
+            held: None,
+            held_since: now,
+            next_probe: now,
+            scheduled: None,
+            check_at: None,
+            outstanding: false,
+            short_lived: 0,
+            rehold_at: None,
+            flaps: Flaps::new(interval),
+        }
+    }
+
+    /// Waits for the next thing to do: while a connection is held, its end or its next
+    /// keepalive check; while none is, the next fresh-connection probe or the re-hold.
+    async fn next_event(&self) -> Event {
+        let holding = self.held.is_some();
+        let (rehold_at, check_at, next_probe) = (self.rehold_at, self.check_at, self.next_probe);
+        tokio::select! {
+            lost = held_lost(self.held.as_ref()), if holding => Event::Lost(lost),
+            () = sleep_until_some(check_at), if holding && check_at.is_some() => Event::KeepaliveCheck,
+            () = tokio::time::sleep_until(next_probe), if !holding => Event::Probe,
+            () = sleep_until_some(rehold_at), if !holding && rehold_at.is_some() => Event::Rehold,
+        }
+    }
+
+    async fn handle(&mut self, event: Event, reporter: &mut Reporter, machine: &mut Machine) {
+        match event {
+            Event::Lost(lost) => self.on_lost(lost, reporter, machine).await,
+            Event::KeepaliveCheck => self.on_keepalive_check(reporter, machine).await,
+            Event::Probe => self.on_probe(reporter, machine).await,
+            Event::Rehold => self.on_rehold(reporter, machine).await,
+        }
+    }
+
+    /// The held connection ended: one failure signal, which a reconnect made at once confirms
+    /// (the member goes down) or not (the new connection is held, unless connections end
+    /// quickly, when re-holding backs off).
+    async fn on_lost(&mut self, lost: String, reporter: &mut Reporter, machine: &mut Machine) {
+        reporter.failure_seen(Instant::now());
+        let lived = self.held_since.elapsed();
+        self.release();
+        match connect_held(self.target, self.timeout).await {
+            Err(reconnect) => {
+                let failure = ProbeFailure::HeldLost {
+                    lost,
+                    reconnect: Box::new(reconnect),
+                };
+                self.force_down(reporter, machine, failure);
+            }
+            Ok((stream, latency)) => {
+                debug!(pool = %reporter.pool, member = %self.target, %lost, lived_ms = lived.as_millis() as u64, "held connection ended, reconnected");
+                self.short_lived = if lived < self.interval {
+                    self.short_lived + 1
+                } else {
+                    0
+                };
+                if self.short_lived >= 2 {
+                    let backoff = rehold_backoff(self.interval, self.short_lived);
+                    drop(stream);
+                    self.rehold_at = Some(Instant::now() + backoff);
+                } else {
+                    self.hold(stream);
+                }
+                self.feed(reporter, machine, Ok(latency));
+            }
+        }
+    }
+
+    /// Reads the held connection's `TCP_INFO` and acts on what it says of the keepalive.
+    async fn on_keepalive_check(&mut self, reporter: &mut Reporter, machine: &mut Machine) {
+        let Some(stream) = self.held.as_ref() else {
+            return;
+        };
+        let info = match keepalive::read(stream) {
+            Ok(info) => info,
+            Err(error) => {
+                debug!(pool = %reporter.pool, member = %self.target, %error, "cannot read TCP_INFO: black holes are left to the kernel's keepalive");
+                self.check_at = None;
+                return;
+            }
+        };
+        let now = Instant::now();
+        match keepalive::assess(info, self.outstanding) {
+            Assessment::CheckIn(after) => {
+                self.outstanding = false;
+                self.check_at = Some(now + after);
+            }
+            Assessment::Outstanding(after) => {
+                self.outstanding = true;
+                self.check_at = Some(now + after);
+            }
+            Assessment::Unanswered => {
+                reporter.failure_seen(now);
+                self.confirm_unanswered(info, reporter, machine).await;
+            }
+        }
+    }
+
+    /// A keepalive went unanswered: the second signal is a fresh connect. A host that just left
+    /// a keepalive unanswered gets half the timeout to answer a SYN (a LAN answers in well
+    /// under a millisecond; a lost SYN is retried only after a second anyway).
+    async fn confirm_unanswered(
+        &mut self,
+        info: KeepaliveInfo,
+        reporter: &mut Reporter,
+        machine: &mut Machine,
+    ) {
+        match connect_held(self.target, self.timeout / 2).await {
+            Ok((stream, latency)) => {
+                // The path works (one keepalive or its answer was lost): the fresh connection
+                // replaces the doubtful one.
+                debug!(pool = %reporter.pool, member = %self.target, since_ack_ms = info.since_ack.as_millis() as u64, "keepalive unanswered, but a fresh connection answered: holding it instead");
+                self.hold(stream);
+                self.feed(reporter, machine, Ok(latency));
+            }
+            Err(reconnect) => {
+                let failure = ProbeFailure::HeldLost {
+                    lost: "stopped answering".to_string(),
+                    reconnect: Box::new(reconnect),
+                };
+                self.force_down(reporter, machine, failure);
+            }
+        }
+    }
+
+    /// A fresh-connection probe, while nothing is held.
+    async fn on_probe(&mut self, reporter: &mut Reporter, machine: &mut Machine) {
+        let started = Instant::now();
+        reporter.lateness(started, self.scheduled);
+        let result = tcp_connect(self.target, self.timeout).await;
+        self.feed(reporter, machine, result);
+        self.next_probe = started + jittered(machine.next_delay(), false);
+        self.scheduled = Some(self.next_probe.max(Instant::now()));
+    }
+
+    /// Holds a connection again, after a backoff or once the member came back up.
+    async fn on_rehold(&mut self, reporter: &mut Reporter, machine: &mut Machine) {
+        self.rehold_at = None;
+        if machine.health() != Health::Up {
+            return;
+        }
+        let result = connect_held(self.target, self.timeout)
+            .await
+            .map(|(stream, latency)| {
+                self.hold(stream);
+                latency
+            });
+        let failed = result.is_err();
+        self.feed(reporter, machine, result);
+        if failed && machine.health() == Health::Up {
+            self.rehold_at = Some(Instant::now() + self.interval);
+        }
+    }
+
     /// Holds `stream` (replacing any held one) and schedules its first keepalive check.
     fn hold(&mut self, stream: TcpStream) {
         let now = Instant::now();
@@ -297,48 +333,4 @@ async fn sleep_until_some(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Waits until the held connection ends and says how: "closed" (FIN), "reset" (RST), "timed
-/// out" (keepalive or TCP_USER_TIMEOUT). Data the server sends is read and ignored.
-async fn held_lost(stream: Option<&TcpStream>) -> String {
-    let Some(stream) = stream else {
-        return std::future::pending().await;
-    };
-    let mut buffer = [0u8; 512];
-    loop {
-        if let Err(error) = stream.readable().await {
-            return describe(&error);
-        }
-        match stream.try_read(&mut buffer) {
-            Ok(0) => return "closed".to_string(),
-            Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(error) => return describe(&error),
-        }
-    }
-}
-
-fn describe(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::ConnectionReset => "reset".to_string(),
-        io::ErrorKind::TimedOut => "timed out".to_string(),
-        _ => format!("failed ({error})"),
-    }
-}
-
-/// Connects within `timeout` and tunes the socket for holding (see [`keepalive::tune`]).
-async fn connect_held(
-    target: SocketAddr,
-    timeout: Duration,
-) -> Result<(TcpStream, Duration), ProbeFailure> {
-    let started = Instant::now();
-    let stream = match tokio::time::timeout(timeout, connect(target)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(failure)) => return Err(failure),
-        Err(_) => return Err(ProbeFailure::Timeout(timeout)),
-    };
-    let latency = started.elapsed();
-    keepalive::tune(&stream);
-    Ok((stream, latency))
 }
