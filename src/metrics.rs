@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::{Metric, Registry};
+use prometheus_client::registry::Registry;
 
 use crate::dns::Transport;
 use crate::zone::Signal;
@@ -157,24 +157,6 @@ fn no_zone() -> &'static Arc<str> {
     NO_ZONE.get_or_init(|| Arc::from(""))
 }
 
-/// Registers `metric` under `name` and hands it back for recording: the registry keeps one
-/// handle for encoding, the caller the other (both share the same values).
-fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
-    registry.register(name, help, metric.clone());
-    metric
-}
-
-/// `apidns_build_info{version="..."} 1`: set once, never recorded again.
-fn register_build_info(registry: &mut Registry) {
-    let build_info = Family::<BuildLabels, Gauge>::default();
-    build_info
-        .get_or_create(&BuildLabels {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        })
-        .set(1);
-    registry.register("build_info", "apidns build information", build_info);
-}
-
 /// Every metric apidns exports.
 pub struct Metrics {
     registry: Registry,
@@ -193,99 +175,120 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("apidns");
-        let queries = registered(
-            &mut registry,
-            "queries",
-            "DNS queries answered, by zone, query type, response code and transport",
-            Family::<QueryLabels, Counter>::default(),
-        );
-        // 5µs to ~2.6s: a cached answer takes microseconds, a slow TCP client much longer.
-        let response_seconds = registered(
-            &mut registry,
-            "response_duration_seconds",
-            "Time from receiving a query to having its answer encoded (one query in 8 is timed)",
-            Family::<TransportLabels, Histogram>::new_with_constructor(|| {
+        let mut metrics = Self {
+            registry: Registry::with_prefix("apidns"),
+            queries: Family::default(),
+            // 5µs to ~2.6s: a cached answer takes microseconds, a slow TCP client much longer.
+            response_seconds: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(5e-6, 2.0, 20))
             }),
-        );
-        let member_up = registered(
-            &mut registry,
-            "member_up",
-            "1 when a pool member's probe passes (up), 0 when down or not probed yet",
-            Family::<MemberLabels, Gauge>::default(),
-        );
-        let member_transitions = registered(
-            &mut registry,
-            "member_transitions",
-            "Changes of a member's health, by the state it changed to",
-            Family::<TransitionLabels, Counter>::default(),
-        );
-        let member_down = registered(
-            &mut registry,
-            "member_down",
-            "Down transitions of a member, by the failure signal that took it down",
-            Family::<DownLabels, Counter>::default(),
-        );
-        // 100µs to ~13s: a held connection's close is seen in microseconds, a black hole after
-        // keepalive and a connect timeout, a periodic probe after `fall` probes.
-        let detection_seconds = registered(
-            &mut registry,
-            "detection_seconds",
-            "Time from the first failure signal of a streak to the down transition of an up member",
-            Family::<DetectionLabels, Histogram>::new_with_constructor(|| {
+            member_up: Family::default(),
+            member_transitions: Family::default(),
+            member_down: Family::default(),
+            // 100µs to ~13s: a held connection's close is seen in microseconds, a black hole
+            // after keepalive and a connect timeout, a periodic probe after `fall` probes.
+            detection_seconds: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(1e-4, 2.0, 18))
             }),
-        );
-        // 100µs to ~3.3s: a LAN handshake, up to a timeout.
-        let probe_seconds = registered(
-            &mut registry,
-            "probe_duration_seconds",
-            "Latency of successful probes",
-            Family::<PoolLabels, Histogram>::new_with_constructor(|| {
+            // 100µs to ~3.3s: a LAN handshake, up to a timeout.
+            probe_seconds: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(1e-4, 2.0, 16))
             }),
+            pool_members_up: Family::default(),
+            // 100µs to ~1.6s: a probe should start within a millisecond or two of its schedule.
+            probe_lateness: Histogram::new(exponential_buckets(1e-4, 2.0, 15)),
+            pool_fallback: Family::default(),
+            reloads: Family::default(),
+        };
+        metrics.register_answering();
+        metrics.register_probing();
+        metrics.register_pools_and_reloads();
+        metrics.register_build_info();
+        metrics
+    }
+
+    /// What apidns answers. Registration keeps the order of `/metrics` as it was; the registry
+    /// keeps a handle of each metric for encoding, and the handles in `self` record into the
+    /// same values.
+    fn register_answering(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "queries",
+            "DNS queries answered, by zone, query type, response code and transport",
+            self.queries.clone(),
         );
-        // 100µs to ~1.6s: a probe should start within a millisecond or two of its schedule.
-        let probe_lateness = registered(
-            &mut registry,
+        registry.register(
+            "response_duration_seconds",
+            "Time from receiving a query to having its answer encoded (one query in 8 is timed)",
+            self.response_seconds.clone(),
+        );
+    }
+
+    /// What apidns sees of its members.
+    fn register_probing(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "member_up",
+            "1 when a pool member's probe passes (up), 0 when down or not probed yet",
+            self.member_up.clone(),
+        );
+        registry.register(
+            "member_transitions",
+            "Changes of a member's health, by the state it changed to",
+            self.member_transitions.clone(),
+        );
+        registry.register(
+            "member_down",
+            "Down transitions of a member, by the failure signal that took it down",
+            self.member_down.clone(),
+        );
+        registry.register(
+            "detection_seconds",
+            "Time from the first failure signal of a streak to the down transition of an up member",
+            self.detection_seconds.clone(),
+        );
+        registry.register(
+            "probe_duration_seconds",
+            "Latency of successful probes",
+            self.probe_seconds.clone(),
+        );
+        registry.register(
             "probe_lateness_seconds",
             "How late probes start compared with their schedule",
-            Histogram::new(exponential_buckets(1e-4, 2.0, 15)),
+            self.probe_lateness.clone(),
         );
-        let pool_members_up = registered(
-            &mut registry,
+    }
+
+    /// What the pools answer with, and how reloads went.
+    fn register_pools_and_reloads(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
             "pool_members_up",
             "Members of a pool that are up",
-            Family::<PoolLabels, Gauge>::default(),
+            self.pool_members_up.clone(),
         );
-        let pool_fallback = registered(
-            &mut registry,
+        registry.register(
             "pool_fallback",
             "1 when a pool has too few members up and answers per its all_down policy",
-            Family::<PoolLabels, Gauge>::default(),
+            self.pool_fallback.clone(),
         );
-        let reloads = registered(
-            &mut registry,
+        registry.register(
             "config_reloads",
             "Configuration reloads, by result (success, failure)",
-            Family::<ResultLabels, Counter>::default(),
+            self.reloads.clone(),
         );
-        register_build_info(&mut registry);
-        Self {
-            registry,
-            queries,
-            response_seconds,
-            member_up,
-            member_transitions,
-            member_down,
-            detection_seconds,
-            probe_seconds,
-            pool_members_up,
-            probe_lateness,
-            pool_fallback,
-            reloads,
-        }
+    }
+
+    /// `apidns_build_info{version="..."} 1`: set once, never recorded again.
+    fn register_build_info(&mut self) {
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        self.registry
+            .register("build_info", "apidns build information", build_info);
     }
 
     /// Counts one answered query without hashing its labels on every call: each thread keeps
