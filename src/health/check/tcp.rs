@@ -13,7 +13,7 @@ use crate::zone::ProbeFailure;
 ///
 /// The connection is closed with a reset (SO_LINGER 0) rather than a FIN: a prober that opens
 /// thousands of connections a second would otherwise fill its own TIME_WAIT table, as HAProxy's
-/// checks learned long ago. A connect answered at once (see [`super::connect`]) never touches
+/// checks learned long ago. A connect answered at once (see `check/connect.rs`) never touches
 /// the reactor or the timer wheel.
 pub async fn tcp_connect(target: SocketAddr, timeout: Duration) -> Result<Duration, ProbeFailure> {
     let started = Instant::now();
