@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::dns::Transport;
+use crate::zone::Signal;
 
 /// A zone's name as a label value, shared rather than copied per query.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -74,6 +75,13 @@ impl EncodeLabelValue for Transport {
     }
 }
 
+/// The failure signal that took a member down, as its fixed word (`closed`, `timeout`, ...).
+impl EncodeLabelValue for Signal {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct QueryLabels {
     /// The zone asked about; empty for names outside every zone and unparsable queries.
@@ -107,13 +115,13 @@ pub struct DownLabels {
     pub pool: String,
     pub member: String,
     /// The failure signal that took the member down.
-    pub signal: crate::health::Signal,
+    pub signal: Signal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct DetectionLabels {
     pub pool: String,
-    pub signal: crate::health::Signal,
+    pub signal: Signal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -167,105 +175,120 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("apidns");
-        let queries = Family::<QueryLabels, Counter>::default();
+        let mut metrics = Self {
+            registry: Registry::with_prefix("apidns"),
+            queries: Family::default(),
+            // 5µs to ~2.6s: a cached answer takes microseconds, a slow TCP client much longer.
+            response_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(5e-6, 2.0, 20))
+            }),
+            member_up: Family::default(),
+            member_transitions: Family::default(),
+            member_down: Family::default(),
+            // 100µs to ~13s: a held connection's close is seen in microseconds, a black hole
+            // after keepalive and a connect timeout, a periodic probe after `fall` probes.
+            detection_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-4, 2.0, 18))
+            }),
+            // 100µs to ~3.3s: a LAN handshake, up to a timeout.
+            probe_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-4, 2.0, 16))
+            }),
+            pool_members_up: Family::default(),
+            // 100µs to ~1.6s: a probe should start within a millisecond or two of its schedule.
+            probe_lateness: Histogram::new(exponential_buckets(1e-4, 2.0, 15)),
+            pool_fallback: Family::default(),
+            reloads: Family::default(),
+        };
+        metrics.register_answering();
+        metrics.register_probing();
+        metrics.register_pools_and_reloads();
+        metrics.register_build_info();
+        metrics
+    }
+
+    /// What apidns answers. Registration keeps the order of `/metrics` as it was; the registry
+    /// keeps a handle of each metric for encoding, and the handles in `self` record into the
+    /// same values.
+    fn register_answering(&mut self) {
+        let registry = &mut self.registry;
         registry.register(
             "queries",
             "DNS queries answered, by zone, query type, response code and transport",
-            queries.clone(),
+            self.queries.clone(),
         );
-        // 5µs to ~2.6s: a cached answer takes microseconds, a slow TCP client much longer.
-        let response_seconds = Family::<TransportLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(5e-6, 2.0, 20))
-        });
         registry.register(
             "response_duration_seconds",
             "Time from receiving a query to having its answer encoded (one query in 8 is timed)",
-            response_seconds.clone(),
+            self.response_seconds.clone(),
         );
-        let member_up = Family::<MemberLabels, Gauge>::default();
+    }
+
+    /// What apidns sees of its members.
+    fn register_probing(&mut self) {
+        let registry = &mut self.registry;
         registry.register(
             "member_up",
             "1 when a pool member's probe passes (up), 0 when down or not probed yet",
-            member_up.clone(),
+            self.member_up.clone(),
         );
-        let member_transitions = Family::<TransitionLabels, Counter>::default();
         registry.register(
             "member_transitions",
             "Changes of a member's health, by the state it changed to",
-            member_transitions.clone(),
+            self.member_transitions.clone(),
         );
-        let member_down = Family::<DownLabels, Counter>::default();
         registry.register(
             "member_down",
             "Down transitions of a member, by the failure signal that took it down",
-            member_down.clone(),
+            self.member_down.clone(),
         );
-        // 100µs to ~13s: a held connection's close is seen in microseconds, a black hole after
-        // keepalive and a connect timeout, a periodic probe after `fall` probes.
-        let detection_seconds = Family::<DetectionLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(1e-4, 2.0, 18))
-        });
         registry.register(
             "detection_seconds",
             "Time from the first failure signal of a streak to the down transition of an up member",
-            detection_seconds.clone(),
+            self.detection_seconds.clone(),
         );
-        // 100µs to ~3.3s: a LAN handshake, up to a timeout.
-        let probe_seconds = Family::<PoolLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(1e-4, 2.0, 16))
-        });
         registry.register(
             "probe_duration_seconds",
             "Latency of successful probes",
-            probe_seconds.clone(),
+            self.probe_seconds.clone(),
         );
-        // 100µs to ~1.6s: a probe should start within a millisecond or two of its schedule.
-        let probe_lateness = Histogram::new(exponential_buckets(1e-4, 2.0, 15));
         registry.register(
             "probe_lateness_seconds",
             "How late probes start compared with their schedule",
-            probe_lateness.clone(),
+            self.probe_lateness.clone(),
         );
-        let pool_members_up = Family::<PoolLabels, Gauge>::default();
+    }
+
+    /// What the pools answer with, and how reloads went.
+    fn register_pools_and_reloads(&mut self) {
+        let registry = &mut self.registry;
         registry.register(
             "pool_members_up",
             "Members of a pool that are up",
-            pool_members_up.clone(),
+            self.pool_members_up.clone(),
         );
-        let pool_fallback = Family::<PoolLabels, Gauge>::default();
         registry.register(
             "pool_fallback",
             "1 when a pool has too few members up and answers per its all_down policy",
-            pool_fallback.clone(),
+            self.pool_fallback.clone(),
         );
-        let reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "config_reloads",
             "Configuration reloads, by result (success, failure)",
-            reloads.clone(),
+            self.reloads.clone(),
         );
+    }
+
+    /// `apidns_build_info{version="..."} 1`: set once, never recorded again.
+    fn register_build_info(&mut self) {
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             })
             .set(1);
-        registry.register("build_info", "apidns build information", build_info);
-        Self {
-            registry,
-            queries,
-            response_seconds,
-            member_up,
-            member_transitions,
-            member_down,
-            detection_seconds,
-            probe_seconds,
-            pool_members_up,
-            probe_lateness,
-            pool_fallback,
-            reloads,
-        }
+        self.registry
+            .register("build_info", "apidns build information", build_info);
     }
 
     /// Counts one answered query without hashing its labels on every call: each thread keeps

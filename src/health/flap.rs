@@ -2,7 +2,7 @@
 //! kept down for a while before successes count towards `rise` again, so that one signal never
 //! makes it flap in and out of the answers.
 //!
-//! The rule, shared by held TCP (`held.rs`) and HTTP(S) (`held_https.rs`) probes: down again
+//! The rule, shared by the held TCP (`watch/held_tcp.rs`) and HTTP(S) (`watch/held_http.rs`) loops: down again
 //! within `5 × interval` of coming back is a flap; each consecutive flap holds the member down
 //! for at least `interval`, doubling, up to 30 s.
 
@@ -11,10 +11,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::machine::{Machine, Transition};
-use super::probe::ProbeFailure;
-use super::prober::Reporter;
-use super::status::Health;
+use super::report::Reporter;
+use super::rise_fall::{Machine, Transition};
+use crate::zone::{Health, ProbeFailure};
 
 /// The longest hold-down of a flapping member.
 const HOLD_DOWN_MAX: Duration = Duration::from_secs(30);
@@ -23,7 +22,7 @@ const FLAP_WINDOW_INTERVALS: u32 = 5;
 
 /// One member's flap record.
 #[derive(Debug)]
-pub(super) struct Flaps {
+pub(crate) struct Flaps {
     interval: Duration,
     /// Consecutive flaps (down again soon after coming back).
     count: u32,
@@ -34,7 +33,7 @@ pub(super) struct Flaps {
 }
 
 impl Flaps {
-    pub(super) fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         Self {
             interval,
             count: 0,
@@ -45,7 +44,7 @@ impl Flaps {
 
     /// Records one probe result and gives it to the machine, unless the member is held down
     /// after flapping. Returns the transition, if any, with the flap record updated for it.
-    pub(super) fn feed(
+    pub(crate) fn feed(
         &mut self,
         reporter: &mut Reporter,
         machine: &mut Machine,
@@ -61,7 +60,7 @@ impl Flaps {
 
     /// Takes the member down at once (two independent failure signals agreed), with the flap
     /// record updated for it. The caller records the failures.
-    pub(super) fn force_down(
+    pub(crate) fn force_down(
         &mut self,
         reporter: &Reporter,
         machine: &mut Machine,
@@ -118,7 +117,7 @@ impl Flaps {
 
 /// How long to wait before holding a connection again after `short_lived` connections in a
 /// row that the server closed quickly: `interval` from the second on, doubling, up to 30 s.
-pub(super) fn rehold_backoff(interval: Duration, short_lived: u32) -> Duration {
+pub(crate) fn rehold_backoff(interval: Duration, short_lived: u32) -> Duration {
     interval
         .saturating_mul(1 << short_lived.saturating_sub(2).min(16))
         .min(HOLD_DOWN_MAX)

@@ -6,8 +6,10 @@
 //! a probe 1 s after the last ACK and the connection's end 1 s after an unanswered probe: 1 to
 //! 2 s after the host vanished. The `TCP_INFO` check starts a confirming connect (with half the
 //! probe timeout) about 50 ms after the unanswered probe went out, 0.05 to 1.05 s after the
-//! host vanished. It costs one
-//! `getsockopt` and one timer per held connection per second.
+//! host vanished. It costs one `getsockopt` and one timer per held connection per second.
+//!
+//! Reading `TCP_INFO` takes the only `unsafe` code in `health/` (in [`read`]): socket2 and
+//! tokio do not expose it.
 
 use std::io;
 use std::time::Duration;
@@ -89,10 +91,14 @@ pub fn first_check() -> Duration {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn read(stream: &TcpStream) -> io::Result<KeepaliveInfo> {
     use std::os::fd::AsRawFd;
+    // SAFETY: `tcp_info` is a C struct whose fields are all unsigned integers, so all-zero bytes
+    // are a valid value of it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut length = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: `info` is a plain C struct that getsockopt writes at most `length` bytes of, and
-    // `length` is its size; the descriptor is open for as long as `stream` is borrowed.
+    // SAFETY: the pointer is to `info`, a local that outlives the call, and `length` holds its
+    // size, so getsockopt writes at most that many bytes into it (an older kernel writes fewer:
+    // the rest stay zero, and the three fields read below are in every kernel's struct). The
+    // descriptor is `stream`'s, open for as long as `stream` is borrowed here.
     let result = unsafe {
         libc::getsockopt(
             stream.as_raw_fd(),

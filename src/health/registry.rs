@@ -10,11 +10,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::prober::{self, MemberProbe};
-use super::signal::Signal;
-use super::status::{Health, MemberStatus};
+use super::prober;
+use super::report::MemberProbe;
 use crate::config::{Config, ProbeSettings};
 use crate::metrics::{DownLabels, MemberLabels, Metrics};
+use crate::zone::{Health, MemberStatus, Signal};
 
 type MemberKey = (Name, SocketAddr);
 

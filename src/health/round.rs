@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use super::probe::{ProbeFailure, check};
+use super::check::check;
 use crate::config::Config;
+use crate::zone::ProbeFailure;
 
 #[derive(Debug, Clone)]
 pub struct RoundResult {

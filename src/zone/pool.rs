@@ -8,8 +8,8 @@ use arc_swap::ArcSwap;
 use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use super::member_state::{Health, MemberStatus};
 use crate::config::{AllDown, Member, PoolConfig};
-use crate::health::{Health, MemberStatus};
 
 /// One member: where it is, what it is called, and how it is doing.
 #[derive(Debug)]

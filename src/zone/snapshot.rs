@@ -5,9 +5,9 @@ use std::sync::Arc;
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
+use super::member_state::MemberStatus;
 use super::pool::{Pool, PoolMember};
 use crate::config::{Config, PoolConfig, ZoneConfig};
-use crate::health::MemberStatus;
 use crate::update::UpdateDoor;
 
 /// A pool as the fast path finds it: the pool and its zone's label (for metrics).

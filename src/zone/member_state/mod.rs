@@ -1,12 +1,20 @@
 //! The health of one pool member as the rest of apidns sees it: a small shared cell that the
 //! prober writes, the live-set builder reads (one atomic load), and reports read in full.
+//!
+//! This is vocabulary shared by the layers above the snapshot, so it lives at the snapshot's
+//! level and imports nothing of apidns: `zone` keeps each member's cell in its pools and builds
+//! live sets from it, `health` writes it, `metrics` labels series with its [`Signal`], and
+//! `/status` reads its [`ProbeReport`]. None of them needs to import another to share it.
+
+mod probe_failure;
+mod signal;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::probe::ProbeFailure;
-use super::signal::Signal;
+pub use probe_failure::ProbeFailure;
+pub use signal::Signal;
 
 /// What is known about a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

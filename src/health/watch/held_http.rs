@@ -18,7 +18,7 @@
 //!   caught in about `interval / 8 + 1.5 × timeout`. HTTP/1.1 has no PING: there, the next request's
 //!   timeout notices.
 //! - **Coming back** needs `rise` successes, each on a fresh connection; the hold-down of
-//!   flapping members ([`super::flap`]) applies as in held TCP probes.
+//!   flapping members ([`crate::health::flap`]) applies as in held TCP probes.
 //! - **Short-lived connections**: when the server closes two connections in a row within
 //!   `interval` of opening them, the prober stops reconnecting on every close for a while
 //!   (`interval`, doubling up to 30 s) and reconnects at the next request instead, so it never
@@ -30,12 +30,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::flap::{Flaps, rehold_backoff};
-use super::held_connection::{Endpoint, HeldConnection};
-use super::machine::{Machine, Transition};
-use super::probe::ProbeFailure;
-use super::prober::{Reporter, jittered};
-use super::status::Health;
+use crate::health::check::held_http::{Endpoint, HeldConnection};
+use crate::health::flap::{Flaps, rehold_backoff};
+use crate::health::jitter::jittered;
+use crate::health::report::Reporter;
+use crate::health::rise_fall::{Machine, Transition};
+use crate::zone::{Health, ProbeFailure};
 
 enum Event {
     /// The held connection ended; the text says how ("closed", "reset", ...).
@@ -56,7 +56,7 @@ struct HeldProber {
 }
 
 /// The held HTTP(S) prober loop; returns when `stop` is cancelled.
-pub(super) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &CancellationToken) {
+pub(crate) async fn run(reporter: &mut Reporter, machine: &mut Machine, stop: &CancellationToken) {
     let interval = reporter.settings.interval;
     let endpoint = match Endpoint::new(&reporter.settings, reporter.target) {
         Ok(endpoint) => endpoint,

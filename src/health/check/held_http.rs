@@ -26,9 +26,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use super::http_probe::{USER_AGENT_VALUE, host_header, http_failure, tls_failure};
-use super::probe::{ProbeFailure, connect};
+use super::http::{USER_AGENT_VALUE, host_header};
+use super::http_failure::{http_failure, tls_failure};
+use super::tcp::connect;
 use crate::config::{HttpCheck, HttpsCheck, ProbeKind, ProbeSettings};
+use crate::zone::ProbeFailure;
 
 /// The most of a response body that is read (and thrown away) so that the connection can carry
 /// the next request; `/readyz?verbose` is a few kilobytes.
@@ -40,7 +42,7 @@ const PING_INTERVAL_MAX: Duration = Duration::from_millis(250);
 const USER_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 
 /// Where and what a held probe asks, worked out once per prober.
-pub(super) struct Endpoint {
+pub(crate) struct Endpoint {
     target: SocketAddr,
     http: HttpCheck,
     /// The `Host` header of HTTP/1.1 requests.
@@ -65,7 +67,7 @@ struct Tls {
 }
 
 impl Endpoint {
-    pub(super) fn new(settings: &ProbeSettings, target: SocketAddr) -> Result<Self, ProbeFailure> {
+    pub(crate) fn new(settings: &ProbeSettings, target: SocketAddr) -> Result<Self, ProbeFailure> {
         let (http, https) = match &settings.kind {
             ProbeKind::Http(http) => (http.clone(), None),
             ProbeKind::Https(https) => (https.http.clone(), Some(https)),
@@ -135,7 +137,7 @@ enum Sender {
 }
 
 /// An open connection, ready for requests.
-pub(super) struct HeldConnection {
+pub(crate) struct HeldConnection {
     sender: Sender,
     /// Polls the connection (HTTP/1.1) or dispatches requests to it (HTTP/2, whose I/O runs in
     /// a task of its own); finishes when the connection is gone. Boxed: ten thousand members
@@ -145,12 +147,12 @@ pub(super) struct HeldConnection {
     ended: bool,
     watch: Arc<Watch>,
     http2: bool,
-    pub(super) opened: Instant,
+    pub(crate) opened: Instant,
 }
 
 impl HeldConnection {
     /// Connects, shakes hands (TLS, then HTTP/2 when offered) within the probe timeout.
-    pub(super) async fn open(endpoint: &Endpoint) -> Result<Self, ProbeFailure> {
+    pub(crate) async fn open(endpoint: &Endpoint) -> Result<Self, ProbeFailure> {
         let timeout = endpoint.timeout;
         let deadline = Instant::now() + timeout;
         let stalled = |waiting_for| ProbeFailure::Stalled {
@@ -223,7 +225,7 @@ impl HeldConnection {
 
     /// Sends `GET path` and reads the response within the probe timeout; success means the
     /// expected status.
-    pub(super) async fn get(&mut self, endpoint: &Endpoint) -> Result<(), ProbeFailure> {
+    pub(crate) async fn get(&mut self, endpoint: &Endpoint) -> Result<(), ProbeFailure> {
         let Self {
             sender,
             driver,
@@ -279,7 +281,7 @@ impl HeldConnection {
 
     /// Waits until the connection ends and says how: "closed", "reset", "timed out" (by
     /// `TCP_USER_TIMEOUT`), or "stopped answering PINGs". Cancel-safe.
-    pub(super) async fn lost(&mut self, endpoint: &Endpoint) -> String {
+    pub(crate) async fn lost(&mut self, endpoint: &Endpoint) -> String {
         if !self.ended {
             self.driver.as_mut().await;
             self.ended = true;

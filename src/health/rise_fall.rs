@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::status::Health;
 use crate::config::ProbeSettings;
+use crate::zone::Health;
 
 /// A change of a member's health, with what caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,9 +3,7 @@
 //! that dashboards can tell a crashed server (closed, reset, refused) from a vanished host
 //! (timeout) and from one that is up but unwell (stalled, HTTP status, certificate, TLS).
 
-use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
-
-use super::probe::ProbeFailure;
+use super::probe_failure::ProbeFailure;
 
 /// The kind of failure signal that took a member down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,12 +55,6 @@ impl Signal {
             Signal::Tls => "tls",
             Signal::Other => "other",
         }
-    }
-}
-
-impl EncodeLabelValue for Signal {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(encoder, self.as_str())
     }
 }
 
