@@ -55,13 +55,13 @@ impl Source<'_> {
         &self,
         span: Range<usize>,
         field: impl Into<String>,
-        message: impl Into<String>,
+        message: impl fmt::Display,
     ) -> ConfigError {
         ConfigError {
             file: self.path.to_path_buf(),
             position: Some(self.line_column(span.start)),
             field: Some(field.into()),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 

@@ -13,7 +13,8 @@ use toml::Spanned;
 use super::file::{MainFile, RrlSection, TsigSection};
 use super::model::{DEFAULT_MAX_UDP_PAYLOAD, ProbeSettings, RrlSettings, ServerSettings, TsigKey};
 use super::parse_duration;
-use super::values::{integer_or, probe_settings};
+use super::probe_settings::probe_settings;
+use super::values::integer_or;
 
 pub(crate) fn parse(
     path: &Path,

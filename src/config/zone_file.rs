@@ -17,7 +17,9 @@ use super::model::{
     DEFAULT_ZONE_TTL, Member, NewMemberDefaults, PoolConfig, ProbeSettings, Soa, UpdatePolicy,
     ZoneConfig,
 };
-use super::values::{PoolName, integer, integer_or, probe_settings};
+use super::probe_kind::PoolName;
+use super::probe_settings::probe_settings;
+use super::values::{integer, integer_or};
 
 /// TTLs above this are almost certainly a typo, and RFC 2181 caps them at 2^31 - 1 anyway.
 const MAX_TTL: i64 = 7 * 24 * 3600;
