@@ -7,12 +7,15 @@
 mod duration;
 mod error;
 mod file;
+mod key_file;
+mod key_name;
 mod main_file;
 mod model;
 mod probe_kind;
 mod probe_settings;
 mod summary;
 mod tls;
+mod tsig;
 mod values;
 mod zone_file;
 

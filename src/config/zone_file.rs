@@ -169,7 +169,7 @@ fn parse_update(source: &Source<'_>, section: &UpdateSection) -> Result<UpdatePo
     }
     let mut keys = Vec::new();
     for (index, key) in section.keys.get_ref().iter().enumerate() {
-        let name = super::main_file::key_name(key.get_ref()).map_err(|message| {
+        let name = super::key_name::key_name(key.get_ref()).map_err(|message| {
             source.error(key.span(), format!("update.keys[{index}]"), message)
         })?;
         keys.push(name);
