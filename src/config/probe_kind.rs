@@ -82,33 +82,55 @@ pub(crate) fn probe_kind(
         return Ok(ProbeKind::Tcp);
     }
 
-    let inherited_http = inherited.http().cloned().unwrap_or_default();
-    let http = HttpCheck {
+    let http = http_check(source, section, inherited, prefix)?;
+    if kind == Kind::Http {
+        return Ok(ProbeKind::Http(http));
+    }
+    https_check(source, section, inherited, prefix, pool, http)
+}
+
+/// The request of an HTTP(S) probe: `path` and `expect_status` over what `inherited` says.
+fn http_check(
+    source: &Source<'_>,
+    section: &ProbeSection,
+    inherited: &ProbeKind,
+    prefix: &str,
+) -> Result<HttpCheck, ConfigError> {
+    let inherited = inherited.http().cloned().unwrap_or_default();
+    Ok(HttpCheck {
         path: match &section.path {
-            Some(path) => request_path(source, path, &field("path"))?,
-            None => inherited_http.path,
+            Some(path) => request_path(source, path, &format!("{prefix}.path"))?,
+            None => inherited.path,
         },
         expect_status: integer_or(
             source,
             &section.expect_status,
-            &field("expect_status"),
+            &format!("{prefix}.expect_status"),
             100..=599,
-            inherited_http.expect_status,
+            inherited.expect_status,
         )?,
-    };
-    if kind == Kind::Http {
-        return Ok(ProbeKind::Http(http));
-    }
+    })
+}
 
+/// An HTTPS probe: `http`, the server name the certificate must carry, and the TLS material.
+fn https_check(
+    source: &Source<'_>,
+    section: &ProbeSection,
+    inherited: &ProbeKind,
+    prefix: &str,
+    pool: Option<&PoolName<'_>>,
+    http: HttpCheck,
+) -> Result<ProbeKind, ConfigError> {
+    let field = format!("{prefix}.server_name");
     let base = inherited.https();
     let server_name = match (
         &section.server_name,
         base.and_then(|b| b.server_name.as_ref()),
     ) {
-        (Some(name), _) => Some(server_name(source, name, &field("server_name"))?),
+        (Some(name), _) => Some(server_name(source, name, &field)?),
         (None, Some(inherited)) => Some(inherited.clone()),
         (None, None) => match pool {
-            Some(pool) => Some(pool_server_name(source, pool, &field("server_name"))?),
+            Some(pool) => Some(pool_server_name(source, pool, &field)?),
             None => None,
         },
     };
@@ -585,79 +607,81 @@ rname = "hostmaster.example.com."
         assert_ne!(first, rotated, "a changed CA file is a change of settings");
     }
 
+    /// (defaults, pool probe table, the field the error names, part of its message)
+    const FIELD_ERRORS: [(&str, &str, &str, &str); 12] = [
+        ("kind = \"grpc\"", "", "probe.kind", "not a probe kind"),
+        (
+            "",
+            "probe = { kind = \"https\", ca_file = \"missing.crt\" }",
+            "pool.api.probe.ca_file",
+            "cannot read",
+        ),
+        (
+            "",
+            "probe = { kind = \"https\", ca_file = \"../garbage.pem\" }",
+            "pool.api.probe.ca_file",
+            "holds no certificate",
+        ),
+        (
+            "",
+            "probe = { kind = \"https\", ca_file = \"../client.key\" }",
+            "pool.api.probe.ca_file",
+            "holds no certificate",
+        ),
+        (
+            "",
+            "probe = { kind = \"https\", client_key = \"../client.key\" }",
+            "pool.api.probe.client_key",
+            "without client_cert",
+        ),
+        (
+            "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"",
+            "",
+            "probe.client_cert",
+            "without client_key",
+        ),
+        (
+            "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"\nclient_key = \"other.key\"",
+            "",
+            "probe.client_key",
+            "is not the key of the certificate",
+        ),
+        (
+            "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"\nclient_key = \"ca.crt\"",
+            "",
+            "probe.client_key",
+            "holds no private key",
+        ),
+        (
+            "",
+            "probe = { ca_file = \"pool-ca.crt\" }",
+            "pool.api.probe.ca_file",
+            "applies only to kind = \"https\", and this probe's kind is \"tcp\"",
+        ),
+        (
+            "",
+            "probe = { kind = \"http\", insecure_skip_verify = true }",
+            "pool.api.probe.insecure_skip_verify",
+            "applies only to kind = \"https\"",
+        ),
+        (
+            "path = \"/readyz\"",
+            "",
+            "probe.path",
+            "applies only to kind = \"http\" or \"https\"",
+        ),
+        (
+            "kind = \"http\"\npath = \"readyz\"",
+            "",
+            "probe.path",
+            "not a request path",
+        ),
+    ];
+
     #[test]
     fn errors_name_the_field() {
         let files = Files::new("errors");
-        let cases: [(&str, &str, &str, &str); 12] = [
-            ("kind = \"grpc\"", "", "probe.kind", "not a probe kind"),
-            (
-                "",
-                "probe = { kind = \"https\", ca_file = \"missing.crt\" }",
-                "pool.api.probe.ca_file",
-                "cannot read",
-            ),
-            (
-                "",
-                "probe = { kind = \"https\", ca_file = \"../garbage.pem\" }",
-                "pool.api.probe.ca_file",
-                "holds no certificate",
-            ),
-            (
-                "",
-                "probe = { kind = \"https\", ca_file = \"../client.key\" }",
-                "pool.api.probe.ca_file",
-                "holds no certificate",
-            ),
-            (
-                "",
-                "probe = { kind = \"https\", client_key = \"../client.key\" }",
-                "pool.api.probe.client_key",
-                "without client_cert",
-            ),
-            (
-                "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"",
-                "",
-                "probe.client_cert",
-                "without client_key",
-            ),
-            (
-                "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"\nclient_key = \"other.key\"",
-                "",
-                "probe.client_key",
-                "is not the key of the certificate",
-            ),
-            (
-                "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"\nclient_key = \"ca.crt\"",
-                "",
-                "probe.client_key",
-                "holds no private key",
-            ),
-            (
-                "",
-                "probe = { ca_file = \"pool-ca.crt\" }",
-                "pool.api.probe.ca_file",
-                "applies only to kind = \"https\", and this probe's kind is \"tcp\"",
-            ),
-            (
-                "",
-                "probe = { kind = \"http\", insecure_skip_verify = true }",
-                "pool.api.probe.insecure_skip_verify",
-                "applies only to kind = \"https\"",
-            ),
-            (
-                "path = \"/readyz\"",
-                "",
-                "probe.path",
-                "applies only to kind = \"http\" or \"https\"",
-            ),
-            (
-                "kind = \"http\"\npath = \"readyz\"",
-                "",
-                "probe.path",
-                "not a request path",
-            ),
-        ];
-        for (defaults, pool, field, message) in cases {
+        for (defaults, pool, field, message) in FIELD_ERRORS {
             let error = files.pool_probe(defaults, pool).unwrap_err();
             assert_eq!(error.field.as_deref(), Some(field), "{error}");
             assert!(error.message.contains(message), "{error}");
