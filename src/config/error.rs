@@ -4,8 +4,10 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// A configuration problem, located as precisely as the input allows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A configuration problem, located as precisely as the input allows. It reads as one sentence:
+/// `zones/k8s.toml:12:3: pool.api.members[1]: "192.0.2.300" is not a member address (...)`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {}{message}", .file.display(), Position(.position), Field(.field))]
 pub struct ConfigError {
     pub file: PathBuf,
     /// 1-based line and column, when the problem has a place in the file.
@@ -27,21 +29,29 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
+/// `:line:column` after the file name, or nothing.
+struct Position<'a>(&'a Option<(usize, usize)>);
+
+impl fmt::Display for Position<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some((line, column)) = self.position {
-            write!(f, ":{line}:{column}")?;
+        match self.0 {
+            Some((line, column)) => write!(f, ":{line}:{column}"),
+            None => Ok(()),
         }
-        write!(f, ": ")?;
-        if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
-        }
-        write!(f, "{}", self.message)
     }
 }
 
-impl std::error::Error for ConfigError {}
+/// `field: ` before the message, or nothing.
+struct Field<'a>(&'a Option<String>);
+
+impl fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(field) => write!(f, "{field}: "),
+            None => Ok(()),
+        }
+    }
+}
 
 /// One file's text, kept so that byte spans can become line and column numbers.
 pub(crate) struct Source<'a> {
@@ -55,13 +65,13 @@ impl Source<'_> {
         &self,
         span: Range<usize>,
         field: impl Into<String>,
-        message: impl Into<String>,
+        message: impl fmt::Display,
     ) -> ConfigError {
         ConfigError {
             file: self.path.to_path_buf(),
             position: Some(self.line_column(span.start)),
             field: Some(field.into()),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 
@@ -100,5 +110,7 @@ mod tests {
         assert_eq!(source.line_column(9), (2, 4));
         let error = source.error(9..10, "bb", "bad");
         assert_eq!(error.to_string(), "z.toml:2:4: bb: bad");
+        let error = ConfigError::file(Path::new("zones"), "cannot read the zones directory");
+        assert_eq!(error.to_string(), "zones: cannot read the zones directory");
     }
 }

@@ -5,104 +5,24 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::error::{ConfigError, Source};
-use hickory_proto::rr::Name;
-use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use toml::Spanned;
 
-use super::file::{MainFile, RrlSection, TsigSection};
-use super::model::{DEFAULT_MAX_UDP_PAYLOAD, ProbeSettings, RrlSettings, ServerSettings, TsigKey};
-use super::parse_duration;
-use super::values::{integer_or, probe_settings};
+use super::error::{ConfigError, Source};
 
+use super::file::{MainFile, RrlSection};
+use super::model::{DEFAULT_MAX_UDP_PAYLOAD, ProbeSettings, RrlSettings, ServerSettings};
+use super::probe_settings::probe_settings;
+use super::tsig::tsig_keys;
+use super::values::{duration_or, integer, integer_or};
+
+/// Checks the main file's text; `path` names it in errors and anchors relative paths.
 pub(crate) fn parse(
     path: &Path,
     text: &str,
 ) -> Result<(ServerSettings, ProbeSettings), ConfigError> {
     let source = Source { path, text };
     let file: MainFile = toml::from_str(text).map_err(|error| source.toml_error(&error))?;
-    let server = &file.server;
-
-    if server.listen.get_ref().is_empty() {
-        return Err(source.error(
-            server.listen.span(),
-            "server.listen",
-            "needs at least one address, e.g. [\"127.0.0.1:5353\"]",
-        ));
-    }
-    let mut listen = Vec::new();
-    let mut seen = HashSet::new();
-    for (index, entry) in server.listen.get_ref().iter().enumerate() {
-        let field = format!("server.listen[{index}]");
-        let address = socket_address(&source, entry, &field)?;
-        if !seen.insert(address) {
-            return Err(source.error(entry.span(), field, format!("{address} is listed twice")));
-        }
-        listen.push(address);
-    }
-
-    let http = match &server.http {
-        Some(entry) => Some(socket_address(&source, entry, "server.http")?),
-        None => None,
-    };
-
-    let base = path.parent().unwrap_or(Path::new("."));
-    let zones_dir = match &server.zones {
-        Some(dir) => base.join(dir.get_ref()),
-        None => base.join("zones"),
-    };
-
-    let tcp_idle_timeout = match &server.tcp_idle_timeout {
-        Some(text) => parse_duration(text.get_ref())
-            .map_err(|message| source.error(text.span(), "server.tcp_idle_timeout", message))?,
-        None => Duration::from_secs(10),
-    };
-    if tcp_idle_timeout.is_zero() {
-        let span = server.tcp_idle_timeout.as_ref().map_or(0..0, |t| t.span());
-        return Err(source.error(span, "server.tcp_idle_timeout", "must be above zero"));
-    }
-
-    let settings = ServerSettings {
-        listen,
-        http,
-        zones_dir,
-        tcp_idle_timeout,
-        tcp_max_connections: integer_or(
-            &source,
-            &server.tcp_max_connections,
-            "server.tcp_max_connections",
-            1..=1_000_000,
-            1024,
-        )?,
-        max_udp_payload: integer_or(
-            &source,
-            &server.max_udp_payload,
-            "server.max_udp_payload",
-            512..=65535,
-            DEFAULT_MAX_UDP_PAYLOAD,
-        )?,
-        admin_token: match &server.admin_token {
-            Some(token) if token.get_ref().trim().len() < 16 => {
-                return Err(source.error(
-                    token.span(),
-                    "server.admin_token",
-                    "is too short to guess-proof (use 16 characters or more, e.g. from `openssl rand -hex 16`)",
-                ));
-            }
-            Some(token) => Some(token.get_ref().trim().to_string()),
-            None => None,
-        },
-        user: user(&source, &server.user)?,
-        rrl: match &server.rrl {
-            Some(section) => Some(rrl_settings(&source, section.get_ref())?),
-            None => None,
-        },
-        state_dir: server
-            .state_dir
-            .as_ref()
-            .map(|dir| base.join(dir.get_ref())),
-        tsig_keys: tsig_keys(&source, &file.tsig, base)?,
-    };
+    let server = server_settings(&source, &file)?;
     let probe = probe_settings(
         &source,
         Some(&file.probe),
@@ -110,208 +30,108 @@ pub(crate) fn parse(
         "probe",
         None,
     )?;
-    Ok((settings, probe))
+    Ok((server, probe))
 }
 
-/// A TSIG key name as written in the configuration (`ops-key`, `ops-key.`): made absolute and
-/// lower case, as it appears on the wire.
-pub(crate) fn key_name(text: &str) -> Result<Name, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("a key name cannot be empty".to_string());
-    }
-    let name = Name::from_ascii(text)
-        .map_err(|error| format!("\"{text}\" is not a valid key name: {error}"))?;
-    let name = if name.is_fqdn() {
-        name
-    } else {
-        name.append_domain(&Name::root())
-            .map_err(|error| format!("\"{text}\" is not a valid key name: {error}"))?
-    };
-    Ok(name.to_lowercase())
+/// `[server]` and the `[[tsig]]` keys. Relative paths are relative to the main file.
+fn server_settings(source: &Source<'_>, file: &MainFile) -> Result<ServerSettings, ConfigError> {
+    let server = &file.server;
+    let base = source.path.parent().unwrap_or(Path::new("."));
+    Ok(ServerSettings {
+        listen: listen(source, &server.listen)?,
+        http: match &server.http {
+            Some(entry) => Some(socket_address(source, entry, "server.http")?),
+            None => None,
+        },
+        zones_dir: match &server.zones {
+            Some(dir) => base.join(dir.get_ref()),
+            None => base.join("zones"),
+        },
+        tcp_idle_timeout: tcp_idle_timeout(source, &server.tcp_idle_timeout)?,
+        tcp_max_connections: integer_or(
+            source,
+            &server.tcp_max_connections,
+            "server.tcp_max_connections",
+            1..=1_000_000,
+            1024,
+        )?,
+        max_udp_payload: integer_or(
+            source,
+            &server.max_udp_payload,
+            "server.max_udp_payload",
+            512..=65535,
+            DEFAULT_MAX_UDP_PAYLOAD,
+        )?,
+        admin_token: admin_token(source, &server.admin_token)?,
+        user: user(source, &server.user)?,
+        rrl: match &server.rrl {
+            Some(section) => Some(rrl_settings(source, section.get_ref())?),
+            None => None,
+        },
+        state_dir: server
+            .state_dir
+            .as_ref()
+            .map(|dir| base.join(dir.get_ref())),
+        tsig_keys: tsig_keys(source, &file.tsig, base)?,
+    })
 }
 
-/// The algorithms accepted for keys. HMAC-MD5 and HMAC-SHA1 are deprecated (RFC 8945 section 6)
-/// and the truncated variants are not verified by the TSIG implementation apidns uses.
-fn tsig_algorithm(text: &str) -> Option<TsigAlgorithm> {
-    match text
-        .trim()
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "hmac-sha256" => Some(TsigAlgorithm::HmacSha256),
-        "hmac-sha384" => Some(TsigAlgorithm::HmacSha384),
-        "hmac-sha512" => Some(TsigAlgorithm::HmacSha512),
-        _ => None,
-    }
-}
-
-fn tsig_keys(
+/// `server.listen`: at least one address, none twice.
+fn listen(
     source: &Source<'_>,
-    sections: &[Spanned<TsigSection>],
-    base: &Path,
-) -> Result<Vec<TsigKey>, ConfigError> {
-    let mut keys: Vec<TsigKey> = Vec::with_capacity(sections.len());
-    for (index, section) in sections.iter().enumerate() {
-        let prefix = format!("tsig[{index}]");
-        let tsig = section.get_ref();
-        let name = key_name(tsig.name.get_ref())
-            .map_err(|message| source.error(tsig.name.span(), format!("{prefix}.name"), message))?;
-        if keys.iter().any(|key| key.name == name) {
-            return Err(source.error(
-                tsig.name.span(),
-                format!("{prefix}.name"),
-                format!("key {name} is defined twice"),
-            ));
-        }
-        let (file_algorithm, secret_text, secret_span, secret_field) =
-            match (&tsig.secret, &tsig.secret_file) {
-                (Some(secret), None) => (
-                    None,
-                    secret.get_ref().clone(),
-                    secret.span(),
-                    format!("{prefix}.secret"),
-                ),
-                (None, Some(file)) => {
-                    let field = format!("{prefix}.secret_file");
-                    let path = base.join(file.get_ref());
-                    let text = std::fs::read_to_string(&path).map_err(|error| {
-                        source.error(
-                            file.span(),
-                            &field,
-                            format!("cannot read {}: {error}", path.display()),
-                        )
-                    })?;
-                    let (algorithm, secret) = bind_key_file(&text, &name).map_err(|message| {
-                        source.error(
-                            file.span(),
-                            &field,
-                            format!("{}: {message}", path.display()),
-                        )
-                    })?;
-                    (Some(algorithm), secret, file.span(), field)
-                }
-                _ => {
-                    return Err(source.error(
-                    section.span(),
-                    &prefix,
-                    "needs exactly one of secret (base64) or secret_file (a tsig-keygen key file)",
-                ));
-                }
-            };
-        let algorithm_text = match (&tsig.algorithm, &file_algorithm) {
-            (Some(text), _) => text.get_ref().clone(),
-            (None, Some(text)) => text.clone(),
-            (None, None) => {
-                return Err(source.error(
-                    section.span(),
-                    format!("{prefix}.algorithm"),
-                    "is missing (expected \"hmac-sha256\" or \"hmac-sha512\")",
-                ));
-            }
-        };
-        let algorithm_span = tsig.algorithm.as_ref().map_or(section.span(), |a| a.span());
-        let algorithm = tsig_algorithm(&algorithm_text).ok_or_else(|| {
-            source.error(
-                algorithm_span.clone(),
-                format!("{prefix}.algorithm"),
-                format!(
-                    "\"{algorithm_text}\" is not a supported algorithm (expected \"hmac-sha256\", \"hmac-sha384\" or \"hmac-sha512\")"
-                ),
-            )
-        })?;
-        if let Some(file_algorithm) = &file_algorithm
-            && tsig_algorithm(file_algorithm) != Some(algorithm.clone())
-        {
-            return Err(source.error(
-                algorithm_span,
-                format!("{prefix}.algorithm"),
-                format!("says {algorithm_text} but the key file says {file_algorithm}"),
-            ));
-        }
-        let secret = data_encoding::BASE64
-            .decode(secret_text.trim().as_bytes())
-            .map_err(|_| {
-                source.error(
-                    secret_span.clone(),
-                    &secret_field,
-                    "is not base64 (generate one with `tsig-keygen -a hmac-sha256 NAME` or `openssl rand -base64 32`)",
-                )
-            })?;
-        if secret.len() < 16 {
-            return Err(source.error(
-                secret_span,
-                secret_field,
-                format!(
-                    "is {} bytes long; use at least 16 random bytes",
-                    secret.len()
-                ),
-            ));
-        }
-        keys.push(TsigKey {
-            name,
-            algorithm,
-            secret,
-        });
+    entries: &Spanned<Vec<Spanned<String>>>,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    if entries.get_ref().is_empty() {
+        return Err(source.error(
+            entries.span(),
+            "server.listen",
+            "needs at least one address, e.g. [\"127.0.0.1:5353\"]",
+        ));
     }
-    Ok(keys)
+    let mut listen = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, entry) in entries.get_ref().iter().enumerate() {
+        let field = format!("server.listen[{index}]");
+        let address = socket_address(source, entry, &field)?;
+        if !seen.insert(address) {
+            return Err(source.error(entry.span(), field, format!("{address} is listed twice")));
+        }
+        listen.push(address);
+    }
+    Ok(listen)
 }
 
-/// The algorithm and base64 secret of the key `name` in a BIND key file:
-/// `key "name" { algorithm hmac-sha256; secret "BASE64"; };`, as `tsig-keygen` writes it.
-fn bind_key_file(text: &str, name: &Name) -> Result<(String, String), String> {
-    // Comments (`#`, `//`) are dropped, then the text is split into words and punctuation.
-    let cleaned: String = text
-        .lines()
-        .map(|line| {
-            let line = line.split('#').next().unwrap_or("");
-            line.split("//").next().unwrap_or("")
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let spaced = cleaned
-        .replace('{', " { ")
-        .replace('}', " } ")
-        .replace(';', " ; ");
-    let words: Vec<&str> = spaced.split_whitespace().collect();
-    let mut index = 0;
-    while index < words.len() {
-        if words[index] != "key" {
-            index += 1;
-            continue;
-        }
-        let key = words
-            .get(index + 1)
-            .map(|word| word.trim_matches('"'))
-            .ok_or("a key statement has no name")?;
-        let end = words[index..]
-            .iter()
-            .position(|word| *word == "}")
-            .map_or(words.len(), |offset| index + offset);
-        let body = &words[index..end];
-        index = end;
-        if key_name(key).ok().as_ref() != Some(name) {
-            continue;
-        }
-        let value_of = |keyword: &str| {
-            body.iter()
-                .position(|word| *word == keyword)
-                .and_then(|at| body.get(at + 1))
-                .map(|word| word.trim_matches('"').to_string())
-        };
-        let algorithm = value_of("algorithm").ok_or(format!("key \"{key}\" has no algorithm"))?;
-        let secret = value_of("secret").ok_or(format!("key \"{key}\" has no secret"))?;
-        return Ok((algorithm, secret));
+fn tcp_idle_timeout(
+    source: &Source<'_>,
+    value: &Option<Spanned<String>>,
+) -> Result<Duration, ConfigError> {
+    let field = "server.tcp_idle_timeout";
+    let timeout = duration_or(source, value, field, Duration::from_secs(10))?;
+    if timeout.is_zero() {
+        let span = value.as_ref().map_or(0..0, Spanned::span);
+        return Err(source.error(span, field, "must be above zero"));
     }
-    Err(format!(
-        "holds no key named \"{name}\" (expected key \"{name}\" {{ algorithm ...; secret \"...\"; }};)"
-    ))
+    Ok(timeout)
+}
+
+fn admin_token(
+    source: &Source<'_>,
+    value: &Option<Spanned<String>>,
+) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(token) if token.get_ref().trim().len() < 16 => Err(source.error(
+            token.span(),
+            "server.admin_token",
+            "is too short to guess-proof (use 16 characters or more, e.g. from `openssl rand -hex 16`)",
+        )),
+        Some(token) => Ok(Some(token.get_ref().trim().to_string())),
+        None => Ok(None),
+    }
 }
 
 fn socket_address(
     source: &Source<'_>,
-    entry: &toml::Spanned<String>,
+    entry: &Spanned<String>,
     field: &str,
 ) -> Result<SocketAddr, ConfigError> {
     entry.get_ref().parse().map_err(|_| {
@@ -328,7 +148,7 @@ fn socket_address(
 
 fn user(
     source: &Source<'_>,
-    entry: &Option<toml::Spanned<String>>,
+    entry: &Option<Spanned<String>>,
 ) -> Result<Option<String>, ConfigError> {
     let Some(entry) = entry else {
         return Ok(None);
@@ -345,17 +165,18 @@ fn user(
 }
 
 fn rrl_settings(source: &Source<'_>, section: &RrlSection) -> Result<RrlSettings, ConfigError> {
-    let window = match &section.window {
-        Some(text) => parse_duration(text.get_ref())
-            .map_err(|message| source.error(text.span(), "server.rrl.window", message))?,
-        None => RrlSettings::DEFAULT_WINDOW,
-    };
+    let window = duration_or(
+        source,
+        &section.window,
+        "server.rrl.window",
+        RrlSettings::DEFAULT_WINDOW,
+    )?;
     if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window) {
         let span = section.window.as_ref().map_or(0..0, |w| w.span());
         return Err(source.error(span, "server.rrl.window", "must be from 1s to 1h"));
     }
     Ok(RrlSettings {
-        responses_per_second: super::values::integer(
+        responses_per_second: integer(
             source,
             &section.responses_per_second,
             "server.rrl.responses_per_second",
@@ -388,6 +209,8 @@ fn rrl_settings(source: &Source<'_>, section: &RrlSection) -> Result<RrlSettings
 
 #[cfg(test)]
 mod tests {
+    use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+
     use super::*;
 
     fn parse_text(text: &str) -> Result<(ServerSettings, ProbeSettings), ConfigError> {
@@ -468,13 +291,6 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.field.as_deref(), Some("tsig[0].secret"));
-
-        let file = "key \"ops-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0LXNlY3JldC1zZWNyZXQ=\";\n};\n";
-        let name = key_name("ops-key").expect("name");
-        let (algorithm, secret) = bind_key_file(file, &name).expect("parsed");
-        assert_eq!(algorithm, "hmac-sha256");
-        assert_eq!(secret, "c2VjcmV0LXNlY3JldC1zZWNyZXQ=");
-        assert!(bind_key_file(file, &key_name("other").expect("name")).is_err());
     }
 
     #[test]

@@ -2,108 +2,52 @@
 //! column and field.
 //!
 //! Loading is all-or-nothing: a caller either gets a complete, validated configuration or an
-//! error, never something half-applied.
+//! error, never something half-applied. Each file has one job:
+//!
+//! - `load.rs`: [`load`] the main file and the zones directory, and check them against each
+//!   other; the same checks on text alone for fuzzing and tests.
+//! - `file.rs`: what the TOML files say, as written, every value with its span.
+//! - `model.rs`: the checked types the rest of apidns reads.
+//! - `error.rs`: [`ConfigError`], located at file, line, column and field.
+//! - `main_file.rs`: the main file's `[server]` and `[probe]`.
+//! - `tsig.rs`: the main file's `[[tsig]]` keys; `key_file.rs` reads a BIND key file for them
+//!   and `key_name.rs` spells key names.
+//! - `zone_file/`: one zone file: origin and SOA, static records, pools and their members, the
+//!   update policy.
+//! - `probe_settings.rs`: probe timing of `[probe]` or a pool's `probe`; `probe_kind.rs` its
+//!   kind (TCP, HTTP, HTTPS) and `tls.rs` the TLS material an HTTPS probe loads.
+//! - `values.rs`: integers in range and durations, as every file writes them; `duration.rs`
+//!   parses and prints durations.
+//! - `summary.rs`: the summary `apidns check` prints.
 
 mod duration;
 mod error;
 mod file;
+mod key_file;
+mod key_name;
+mod load;
 mod main_file;
 mod model;
-mod probe;
+mod probe_kind;
+mod probe_settings;
 mod summary;
 mod tls;
+mod tsig;
 mod values;
 mod zone_file;
 
-use std::path::Path;
-
-pub use duration::{format_duration, parse_duration};
+pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::ConfigError;
+pub use load::{load, parse_main_text, parse_zone_text};
 pub use model::*;
 pub use summary::summary;
 pub use tls::{ClientIdentity, TlsClient, Trust};
-
-/// Reads and validates the main file at `path` and every zone file in its zones directory.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = read(path)?;
-    let (server, probe) = main_file::parse(path, &text)?;
-    let zones = zone_file::load_dir(&server.zones_dir, &probe)?;
-    check_update_keys(path, &server, &zones)?;
-    Ok(Config {
-        path: path.to_path_buf(),
-        server,
-        probe,
-        zones,
-    })
-}
-
-/// Checks the text of a main file as [`load`] does, without reading any file: `path` only
-/// names the file in errors and anchors the zones directory. For fuzzing and tests.
-pub fn parse_main_text(
-    path: &Path,
-    text: &str,
-) -> Result<(ServerSettings, ProbeSettings), ConfigError> {
-    main_file::parse(path, text)
-}
-
-/// Checks the text of one zone file as [`load`] does, without reading any file. `probe` holds
-/// the `[probe]` defaults and `serial` stands in for the file's modification time.
-pub fn parse_zone_text(
-    path: &Path,
-    text: &str,
-    probe: &ProbeSettings,
-    serial: u32,
-) -> Result<ZoneConfig, ConfigError> {
-    zone_file::parse(path, text, probe, serial)
-}
-
-/// Every key a zone's `update` table names must be defined in the main file, and the journal of
-/// accepted updates needs `[server] state_dir`.
-fn check_update_keys(
-    path: &Path,
-    server: &ServerSettings,
-    zones: &[ZoneConfig],
-) -> Result<(), ConfigError> {
-    for zone in zones {
-        let Some(update) = &zone.update else { continue };
-        if server.state_dir.is_none() {
-            return Err(ConfigError {
-                file: path.to_path_buf(),
-                position: None,
-                field: Some("server.state_dir".to_string()),
-                message: format!(
-                    "is needed because zone {} accepts updates ({}): accepted updates are journaled there before they are acknowledged",
-                    zone.origin,
-                    zone.file.display()
-                ),
-            });
-        }
-        for (index, key) in update.keys.iter().enumerate() {
-            if !server.tsig_keys.iter().any(|known| &known.name == key) {
-                return Err(ConfigError {
-                    file: zone.file.clone(),
-                    position: None,
-                    field: Some(format!("update.keys[{index}]")),
-                    message: format!(
-                        "key {key} is not defined (add a [[tsig]] table with name = \"{key}\" to {})",
-                        path.display()
-                    ),
-                });
-            }
-        }
-    }
-    Ok(())
-}
+pub use zone_file::MemberNameError;
 
 /// The name a member added at run time gets: `ip-192-0-2-10.<domain>`.
 pub fn generated_member_host(
     address: std::net::SocketAddr,
     domain: &hickory_proto::rr::Name,
-) -> Result<hickory_proto::rr::Name, String> {
+) -> Result<hickory_proto::rr::Name, MemberNameError> {
     zone_file::generated_host(address, domain)
-}
-
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|error| ConfigError::file(path, format!("cannot read the file: {error}")))
 }

@@ -57,7 +57,8 @@ impl TlsKey {
 }
 
 /// Why TLS material could not be loaded, and which key to blame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub(crate) struct TlsLoadError {
     pub key: TlsKey,
     pub message: String,

@@ -9,6 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hickory_proto::rr::Name;
 use rustls::pki_types::ServerName;
 use toml::Spanned;
 
@@ -16,7 +17,14 @@ use super::error::{ConfigError, Source};
 use super::file::ProbeSection;
 use super::model::{HttpCheck, HttpsCheck, ProbeKind};
 use super::tls::{ClientIdentity, TlsClient, TlsKey, Trust};
-use super::values::{PoolName, integer_or};
+use super::values::integer_or;
+
+/// The pool that probe settings are for. Its name is the default TLS server name of an HTTPS
+/// probe, and an error about that name points at the pool's key.
+pub(crate) struct PoolName<'a> {
+    pub name: &'a Name,
+    pub span: Range<usize>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -74,33 +82,55 @@ pub(crate) fn probe_kind(
         return Ok(ProbeKind::Tcp);
     }
 
-    let inherited_http = inherited.http().cloned().unwrap_or_default();
-    let http = HttpCheck {
+    let http = http_check(source, section, inherited, prefix)?;
+    if kind == Kind::Http {
+        return Ok(ProbeKind::Http(http));
+    }
+    https_check(source, section, inherited, prefix, pool, http)
+}
+
+/// The request of an HTTP(S) probe: `path` and `expect_status` over what `inherited` says.
+fn http_check(
+    source: &Source<'_>,
+    section: &ProbeSection,
+    inherited: &ProbeKind,
+    prefix: &str,
+) -> Result<HttpCheck, ConfigError> {
+    let inherited = inherited.http().cloned().unwrap_or_default();
+    Ok(HttpCheck {
         path: match &section.path {
-            Some(path) => request_path(source, path, &field("path"))?,
-            None => inherited_http.path,
+            Some(path) => request_path(source, path, &format!("{prefix}.path"))?,
+            None => inherited.path,
         },
         expect_status: integer_or(
             source,
             &section.expect_status,
-            &field("expect_status"),
+            &format!("{prefix}.expect_status"),
             100..=599,
-            inherited_http.expect_status,
+            inherited.expect_status,
         )?,
-    };
-    if kind == Kind::Http {
-        return Ok(ProbeKind::Http(http));
-    }
+    })
+}
 
+/// An HTTPS probe: `http`, the server name the certificate must carry, and the TLS material.
+fn https_check(
+    source: &Source<'_>,
+    section: &ProbeSection,
+    inherited: &ProbeKind,
+    prefix: &str,
+    pool: Option<&PoolName<'_>>,
+    http: HttpCheck,
+) -> Result<ProbeKind, ConfigError> {
+    let field = format!("{prefix}.server_name");
     let base = inherited.https();
     let server_name = match (
         &section.server_name,
         base.and_then(|b| b.server_name.as_ref()),
     ) {
-        (Some(name), _) => Some(server_name(source, name, &field("server_name"))?),
+        (Some(name), _) => Some(server_name(source, name, &field)?),
         (None, Some(inherited)) => Some(inherited.clone()),
         (None, None) => match pool {
-            Some(pool) => Some(pool_server_name(source, pool, &field("server_name"))?),
+            Some(pool) => Some(pool_server_name(source, pool, &field)?),
             None => None,
         },
     };
@@ -254,6 +284,91 @@ fn pool_server_name(
     }
 }
 
+/// The TLS keys of one probe table, resolved against the file that holds them.
+struct TlsKeys<'a> {
+    source: &'a Source<'a>,
+    section: &'a ProbeSection,
+    prefix: &'a str,
+    /// Where an error points when the key it is about is not in this table (it was inherited).
+    fallback: Range<usize>,
+}
+
+impl TlsKeys<'_> {
+    fn field(&self, key: &str) -> String {
+        format!("{}.{key}", self.prefix)
+    }
+
+    /// A file path, relative to the file that names it: the main file for `[probe]`, the zone
+    /// file for a pool.
+    fn path(&self, value: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        let text = value.get_ref().trim();
+        if text.is_empty() {
+            return Err(self
+                .source
+                .error(value.span(), self.field(key), "the path is empty"));
+        }
+        let directory = self.source.path.parent().unwrap_or(Path::new("."));
+        Ok(directory.join(text))
+    }
+
+    fn trust(&self, base: Option<&TlsClient>) -> Result<Trust, ConfigError> {
+        let section = self.section;
+        if let (Some(_), Some(insecure)) = (&section.ca_file, &section.insecure_skip_verify)
+            && *insecure.get_ref()
+        {
+            return Err(self.source.error(
+                insecure.span(),
+                self.field("insecure_skip_verify"),
+                "insecure_skip_verify = true would ignore ca_file; remove one of them",
+            ));
+        }
+        let ca_file = match &section.ca_file {
+            Some(value) => Some(self.path(value, "ca_file")?),
+            None => base.and_then(|base| match base.trust() {
+                Trust::CaFile(path) => Some(path.clone()),
+                Trust::System | Trust::Insecure => None,
+            }),
+        };
+        let insecure = match &section.insecure_skip_verify {
+            Some(value) => *value.get_ref(),
+            // A pool that names its own CA wants verification, whatever the defaults say.
+            None => section.ca_file.is_none() && base.is_some_and(TlsClient::skips_verification),
+        };
+        Ok(match (insecure, ca_file) {
+            (true, _) => Trust::Insecure,
+            (false, Some(path)) => Trust::CaFile(path),
+            (false, None) => Trust::System,
+        })
+    }
+
+    fn identity(&self, base: Option<&TlsClient>) -> Result<Option<ClientIdentity>, ConfigError> {
+        let section = self.section;
+        let inherited = base.and_then(TlsClient::identity);
+        let cert = match &section.client_cert {
+            Some(value) => Some(self.path(value, "client_cert")?),
+            None => inherited.map(|identity| identity.cert.clone()),
+        };
+        let key = match &section.client_key {
+            Some(value) => Some(self.path(value, "client_key")?),
+            None => inherited.map(|identity| identity.key.clone()),
+        };
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(ClientIdentity { cert, key })),
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(self.source.error(
+                span(&section.client_key).unwrap_or(self.fallback.clone()),
+                self.field("client_key"),
+                "client_key is set without client_cert; set both (the certificate and its key) or neither",
+            )),
+            (Some(_), None) => Err(self.source.error(
+                span(&section.client_cert).unwrap_or(self.fallback.clone()),
+                self.field("client_cert"),
+                "client_cert is set without client_key; set both (the certificate and its key) or neither",
+            )),
+        }
+    }
+}
+
 fn load_tls(
     source: &Source<'_>,
     section: &ProbeSection,
@@ -261,73 +376,14 @@ fn load_tls(
     prefix: &str,
     fallback: Range<usize>,
 ) -> Result<TlsClient, ConfigError> {
-    let field = |key: &str| format!("{prefix}.{key}");
-    // Relative paths are relative to the file that names them: the main file for `[probe]`,
-    // the zone file for a pool.
-    let directory = source.path.parent().unwrap_or(Path::new("."));
-    let path = |value: &Spanned<String>, key: &str| -> Result<PathBuf, ConfigError> {
-        let text = value.get_ref().trim();
-        if text.is_empty() {
-            return Err(source.error(value.span(), field(key), "the path is empty"));
-        }
-        Ok(directory.join(text))
+    let keys = TlsKeys {
+        source,
+        section,
+        prefix,
+        fallback,
     };
-
-    if let (Some(_), Some(insecure)) = (&section.ca_file, &section.insecure_skip_verify)
-        && *insecure.get_ref()
-    {
-        return Err(source.error(
-            insecure.span(),
-            field("insecure_skip_verify"),
-            "insecure_skip_verify = true would ignore ca_file; remove one of them",
-        ));
-    }
-    let ca_file = match &section.ca_file {
-        Some(value) => Some(path(value, "ca_file")?),
-        None => base.and_then(|base| match base.trust() {
-            Trust::CaFile(path) => Some(path.clone()),
-            Trust::System | Trust::Insecure => None,
-        }),
-    };
-    let insecure = match &section.insecure_skip_verify {
-        Some(value) => *value.get_ref(),
-        // A pool that names its own CA wants verification, whatever the defaults say.
-        None => section.ca_file.is_none() && base.is_some_and(TlsClient::skips_verification),
-    };
-    let trust = match (insecure, ca_file) {
-        (true, _) => Trust::Insecure,
-        (false, Some(path)) => Trust::CaFile(path),
-        (false, None) => Trust::System,
-    };
-
-    let inherited = base.and_then(TlsClient::identity);
-    let cert = match &section.client_cert {
-        Some(value) => Some(path(value, "client_cert")?),
-        None => inherited.map(|identity| identity.cert.clone()),
-    };
-    let key = match &section.client_key {
-        Some(value) => Some(path(value, "client_key")?),
-        None => inherited.map(|identity| identity.key.clone()),
-    };
-    let identity = match (cert, key) {
-        (Some(cert), Some(key)) => Some(ClientIdentity { cert, key }),
-        (None, None) => None,
-        (None, Some(_)) => {
-            return Err(source.error(
-                span(&section.client_key).unwrap_or(fallback),
-                field("client_key"),
-                "client_key is set without client_cert; set both (the certificate and its key) or neither",
-            ));
-        }
-        (Some(_), None) => {
-            return Err(source.error(
-                span(&section.client_cert).unwrap_or(fallback),
-                field("client_cert"),
-                "client_cert is set without client_key; set both (the certificate and its key) or neither",
-            ));
-        }
-    };
-
+    let trust = keys.trust(base)?;
+    let identity = keys.identity(base)?;
     TlsClient::load(trust, identity).map_err(|error| {
         let at = match error.key {
             TlsKey::CaFile => span(&section.ca_file),
@@ -335,8 +391,8 @@ fn load_tls(
             TlsKey::ClientKey => span(&section.client_key),
         };
         source.error(
-            at.unwrap_or(fallback),
-            field(error.key.as_str()),
+            at.unwrap_or_else(|| keys.fallback.clone()),
+            keys.field(error.key.as_str()),
             error.message,
         )
     })
@@ -551,79 +607,81 @@ rname = "hostmaster.example.com."
         assert_ne!(first, rotated, "a changed CA file is a change of settings");
     }
 
+    /// (defaults, pool probe table, the field the error names, part of its message)
+    const FIELD_ERRORS: [(&str, &str, &str, &str); 12] = [
+        ("kind = \"grpc\"", "", "probe.kind", "not a probe kind"),
+        (
+            "",
+            "probe = { kind = \"https\", ca_file = \"missing.crt\" }",
+            "pool.api.probe.ca_file",
+            "cannot read",
+        ),
+        (
+            "",
+            "probe = { kind = \"https\", ca_file = \"../garbage.pem\" }",
+            "pool.api.probe.ca_file",
+            "holds no certificate",
+        ),
+        (
+            "",
+            "probe = { kind = \"https\", ca_file = \"../client.key\" }",
+            "pool.api.probe.ca_file",
+            "holds no certificate",
+        ),
+        (
+            "",
+            "probe = { kind = \"https\", client_key = \"../client.key\" }",
+            "pool.api.probe.client_key",
+            "without client_cert",
+        ),
+        (
+            "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"",
+            "",
+            "probe.client_cert",
+            "without client_key",
+        ),
+        (
+            "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"\nclient_key = \"other.key\"",
+            "",
+            "probe.client_key",
+            "is not the key of the certificate",
+        ),
+        (
+            "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"\nclient_key = \"ca.crt\"",
+            "",
+            "probe.client_key",
+            "holds no private key",
+        ),
+        (
+            "",
+            "probe = { ca_file = \"pool-ca.crt\" }",
+            "pool.api.probe.ca_file",
+            "applies only to kind = \"https\", and this probe's kind is \"tcp\"",
+        ),
+        (
+            "",
+            "probe = { kind = \"http\", insecure_skip_verify = true }",
+            "pool.api.probe.insecure_skip_verify",
+            "applies only to kind = \"https\"",
+        ),
+        (
+            "path = \"/readyz\"",
+            "",
+            "probe.path",
+            "applies only to kind = \"http\" or \"https\"",
+        ),
+        (
+            "kind = \"http\"\npath = \"readyz\"",
+            "",
+            "probe.path",
+            "not a request path",
+        ),
+    ];
+
     #[test]
     fn errors_name_the_field() {
         let files = Files::new("errors");
-        let cases: [(&str, &str, &str, &str); 12] = [
-            ("kind = \"grpc\"", "", "probe.kind", "not a probe kind"),
-            (
-                "",
-                "probe = { kind = \"https\", ca_file = \"missing.crt\" }",
-                "pool.api.probe.ca_file",
-                "cannot read",
-            ),
-            (
-                "",
-                "probe = { kind = \"https\", ca_file = \"../garbage.pem\" }",
-                "pool.api.probe.ca_file",
-                "holds no certificate",
-            ),
-            (
-                "",
-                "probe = { kind = \"https\", ca_file = \"../client.key\" }",
-                "pool.api.probe.ca_file",
-                "holds no certificate",
-            ),
-            (
-                "",
-                "probe = { kind = \"https\", client_key = \"../client.key\" }",
-                "pool.api.probe.client_key",
-                "without client_cert",
-            ),
-            (
-                "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"",
-                "",
-                "probe.client_cert",
-                "without client_key",
-            ),
-            (
-                "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"\nclient_key = \"other.key\"",
-                "",
-                "probe.client_key",
-                "is not the key of the certificate",
-            ),
-            (
-                "kind = \"https\"\nca_file = \"ca.crt\"\nclient_cert = \"client.crt\"\nclient_key = \"ca.crt\"",
-                "",
-                "probe.client_key",
-                "holds no private key",
-            ),
-            (
-                "",
-                "probe = { ca_file = \"pool-ca.crt\" }",
-                "pool.api.probe.ca_file",
-                "applies only to kind = \"https\", and this probe's kind is \"tcp\"",
-            ),
-            (
-                "",
-                "probe = { kind = \"http\", insecure_skip_verify = true }",
-                "pool.api.probe.insecure_skip_verify",
-                "applies only to kind = \"https\"",
-            ),
-            (
-                "path = \"/readyz\"",
-                "",
-                "probe.path",
-                "applies only to kind = \"http\" or \"https\"",
-            ),
-            (
-                "kind = \"http\"\npath = \"readyz\"",
-                "",
-                "probe.path",
-                "not a request path",
-            ),
-        ];
-        for (defaults, pool, field, message) in cases {
+        for (defaults, pool, field, message) in FIELD_ERRORS {
             let error = files.pool_probe(defaults, pool).unwrap_err();
             assert_eq!(error.field.as_deref(), Some(field), "{error}");
             assert!(error.message.contains(message), "{error}");
