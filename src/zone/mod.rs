@@ -8,4 +8,4 @@ mod pool;
 mod snapshot;
 
 pub use pool::{LiveSet, LiveState, Pool, PoolMember};
-pub use snapshot::{Node, Snapshot, Zone, ZoneLookup};
+pub use snapshot::{DrainError, MemberSelector, Node, Snapshot, Zone, ZoneLookup};
