@@ -13,10 +13,13 @@ use crate::config::Config;
 use crate::health::{Probers, publish_changes};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
-use crate::reload::{Reloader, Updates, listen_for_hangup, longest_timeout, overlay_journal};
+use crate::reload::{Reloader, listen_for_hangup};
 use crate::server::{Answerer, BindError, DnsServer, QueryLog};
-use crate::update::UpdateDoor;
+use crate::update::{Apply, UpdateDoor, Writer, journal};
 use crate::zone::Snapshot;
+
+/// Reloads waiting for the writer; the reload loop sends one at a time.
+const RELOAD_QUEUE: usize = 1;
 
 /// Settings of `apidns serve` that come from the command line rather than the files.
 #[derive(Debug, Clone, Default)]
@@ -54,8 +57,8 @@ pub async fn serve(
     let hangup = listen_for_hangup();
     // The files are the base; accepted dynamic updates are laid over them.
     let base = config;
-    let (config, journal) = overlay_journal(&base);
-    let (door, requests) = UpdateDoor::new(config.server.tsig_keys.clone());
+    let (config, journal) = journal::load_overlaid(&base);
+    let (door, update_requests, keys) = UpdateDoor::new(config.server.tsig_keys.clone());
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let mut probers = Probers::new(shutdown.child_token(), metrics.clone());
@@ -63,8 +66,7 @@ pub async fn serve(
     let changes = probers.subscribe();
 
     // Until the first round is done the snapshot answers as if every member were pending.
-    let snapshot = Snapshot::build(&config, |pool, member| probers.status(&pool.name, member))
-        .with_update_door(door.clone());
+    let snapshot = Snapshot::build(&config, |pool, member| probers.status(&pool.name, member));
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -97,6 +99,7 @@ pub async fn serve(
 
     let answerer = Answerer {
         snapshot: snapshot.clone(),
+        updates: door,
         metrics: metrics.clone(),
         max_udp_payload: config.server.max_udp_payload,
         query_log: Arc::new(QueryLog::new(options.query_log_every)),
@@ -112,13 +115,20 @@ pub async fn serve(
     }
     let zones = config.zones.len();
     let members = probers.len();
-    let updates = Updates {
-        base,
-        journal,
-        door,
-        requests,
+    let (reloads, reload_requests) = tokio::sync::mpsc::channel(RELOAD_QUEUE);
+    let reloader = Reloader::new(
+        path,
+        config.server.zones_dir.clone(),
+        metrics,
+        hangup,
+        reloads,
+    );
+    let switchover = Switchover {
+        probers,
+        snapshot: snapshot.clone(),
     };
-    let reloader = Reloader::new(path, config, probers, snapshot, metrics, hangup, updates);
+    let writer = Writer::new(switchover, config, base, journal, snapshot, keys);
+    tasks.spawn(writer.run(update_requests, reload_requests, shutdown.clone()));
     tasks.spawn(reloader.run(shutdown.clone()));
     ready.store(true, Ordering::Release);
     info!(zones, members, "serving");
@@ -131,4 +141,45 @@ pub async fn serve(
     }
     info!("stopped");
     Ok(())
+}
+
+/// How the writer puts a configuration in force here (see [`Apply`]): the probers follow it
+/// first, and only then is the snapshot swapped.
+struct Switchover {
+    probers: Probers,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+}
+
+impl Apply for Switchover {
+    /// New members get their first probe before they are served, removed members' probers
+    /// stop, and queries see the old snapshot or the new one, never a mix.
+    async fn apply(&mut self, next: &Config) {
+        self.probers.sync(next);
+        self.probers
+            .first_round(longest_timeout(next) + Duration::from_millis(500))
+            .await;
+        let snapshot =
+            Snapshot::build(next, |pool, member| self.probers.status(&pool.name, member));
+        self.snapshot.store(Arc::new(snapshot));
+        // A member that changed state while the snapshot was built is caught up here.
+        self.snapshot.load().refresh_live_sets();
+        self.probers
+            .announcer()
+            .send_modify(|generation| *generation += 1);
+    }
+
+    fn members(&self) -> usize {
+        self.probers.len()
+    }
+}
+
+/// The longest probe timeout of any pool: the bound on a first probe round.
+fn longest_timeout(config: &Config) -> Duration {
+    config
+        .zones
+        .iter()
+        .flat_map(|zone| &zone.pools)
+        .map(|pool| pool.probe.timeout)
+        .max()
+        .unwrap_or_default()
 }

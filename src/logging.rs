@@ -10,13 +10,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    #[error("bad log level: {0}")]
+    Level(#[from] tracing_subscriber::filter::ParseError),
+    #[error("{0}")]
+    Install(String),
+}
+
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over `level`.
-pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+pub fn init(format: LogFormat, level: &str) -> Result<(), LoggingError> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives),
         _ => EnvFilter::try_new(level),
-    }
-    .map_err(|error| format!("bad log level: {error}"))?;
+    }?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -25,5 +33,5 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    result.map_err(|error| error.to_string())
+    result.map_err(|error| LoggingError::Install(error.to_string()))
 }

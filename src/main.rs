@@ -1,12 +1,13 @@
 //! The `apidns` command: parses the command line and hands over to the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use apidns::config::{Config, ConfigError};
 use apidns::logging::{self, LogFormat};
 
 /// Authoritative DNS for a Kubernetes API server name: answers it with the API servers that are
@@ -79,130 +80,131 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The configuration file every subcommand reads.
+    fn config_path(&self) -> &Path {
+        match self {
+            Command::Serve { config, .. }
+            | Command::Probe { config }
+            | Command::Drain { config, .. }
+            | Command::Undrain { config, .. }
+            | Command::Check { config } => config,
+        }
+    }
+}
+
+/// Why a command failed; reported once, by [`main`].
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Logging(#[from] logging::LoggingError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{}: [server] http is not set, so there is no admin endpoint to ask", .0.display())]
+    NoAdminEndpoint(PathBuf),
+    #[error(transparent)]
+    Admin(#[from] apidns::http::client::ClientError),
+    #[error("apidns answered {status}: {body}")]
+    AdminRefused { status: u16, body: String },
+    #[error(transparent)]
+    Start(#[from] apidns::app::StartError),
+    /// The command has said what went wrong already (e.g. a pool is down in `probe`'s table).
+    #[error("")]
+    Reported,
+}
+
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Check { config } => check(&config),
-        Command::Probe { config } => probe(&config),
-        Command::Drain {
-            config,
-            pool,
-            member,
-        } => drain(&config, &pool, &member, true),
-        Command::Undrain {
-            config,
-            pool,
-            member,
-        } => drain(&config, &pool, &member, false),
+    let command = Cli::parse().command;
+    // `serve` logs through tracing, so its log starts first: its errors, the configuration's
+    // among them, go where an operator reads the daemon's log.
+    let logs = match &command {
         Command::Serve {
-            config,
             log_format,
             log_level,
-            query_log,
-        } => serve(&config, log_format, &log_level, query_log.unwrap_or(0)),
+            ..
+        } => match logging::init(*log_format, log_level) {
+            Ok(()) => true,
+            Err(error) => return report(&Failure::from(error), false),
+        },
+        _ => false,
+    };
+    let result = apidns::config::load(command.config_path())
+        .map_err(Failure::from)
+        .and_then(|config| run(command, config));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => report(&failure, logs),
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    match apidns::config::load(path) {
-        Ok(config) => {
+/// Reports `failure`, on the log when `serve` has started it, else on stderr.
+fn report(failure: &Failure, logs: bool) -> ExitCode {
+    match failure {
+        Failure::Reported => {}
+        failure if logs => error!("{failure}"),
+        failure => eprintln!("error: {failure}"),
+    }
+    ExitCode::FAILURE
+}
+
+fn run(command: Command, config: Config) -> Result<(), Failure> {
+    match command {
+        Command::Check { .. } => {
             print!("{}", apidns::config::summary(&config));
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
+        Command::Probe { .. } => probe(&config),
+        Command::Drain { pool, member, .. } => drain(&config, &pool, &member, true),
+        Command::Undrain { pool, member, .. } => drain(&config, &pool, &member, false),
+        Command::Serve {
+            config: path,
+            query_log,
+            ..
+        } => serve(path, config, query_log.unwrap_or(0)),
     }
 }
 
-fn drain(path: &std::path::Path, pool: &str, member: &str, drain: bool) -> ExitCode {
-    let config = match apidns::config::load(path) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(address) = config.server.http else {
-        eprintln!(
-            "error: {}: [server] http is not set, so there is no admin endpoint to ask",
-            path.display()
-        );
-        return ExitCode::FAILURE;
-    };
+fn drain(config: &Config, pool: &str, member: &str, drain: bool) -> Result<(), Failure> {
+    let address = config
+        .server
+        .http
+        .ok_or_else(|| Failure::NoAdminEndpoint(config.path.clone()))?;
     let action = if drain { "drain" } else { "undrain" };
     let target = format!("/{action}?pool={pool}&member={member}");
-    match apidns::http::client::post(address, &target, config.server.admin_token.as_deref()) {
-        Ok((200, body)) => {
+    match apidns::http::client::post(address, &target, config.server.admin_token.as_deref())? {
+        (200, body) => {
             print!("{body}");
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Ok((status, body)) => {
-            eprintln!("error: apidns answered {status}: {}", body.trim());
-            ExitCode::FAILURE
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
+        (status, body) => Err(Failure::AdminRefused {
+            status,
+            body: body.trim().to_string(),
+        }),
     }
 }
 
-fn probe(path: &std::path::Path) -> ExitCode {
-    let config = match apidns::config::load(path) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let results = runtime.block_on(apidns::health::probe_round(&config));
-    let (table, every_pool_up) = apidns::health::round_table(&config, &results);
+fn probe(config: &Config) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::Runtime)?;
+    let results = runtime.block_on(apidns::health::probe_round(config));
+    let (table, every_pool_up) = apidns::health::round_table(config, &results);
     print!("{table}");
     if every_pool_up {
-        ExitCode::SUCCESS
+        Ok(())
     } else {
-        ExitCode::FAILURE
+        Err(Failure::Reported)
     }
 }
 
-fn serve(path: &std::path::Path, format: LogFormat, level: &str, query_log_every: u64) -> ExitCode {
-    if let Err(message) = logging::init(format, level) {
-        eprintln!("error: {message}");
-        return ExitCode::FAILURE;
-    }
-    let config = match apidns::config::load(path) {
-        Ok(config) => config,
-        Err(error) => {
-            error!("{error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            error!(%error, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
+fn serve(path: PathBuf, config: Config, query_log_every: u64) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::Runtime)?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let options = apidns::app::ServeOptions { query_log_every };
-        match apidns::app::serve(path.to_path_buf(), config, options, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                error!("{error}");
-                ExitCode::FAILURE
-            }
-        }
+        apidns::app::serve(path, config, options, shutdown).await?;
+        Ok(())
     })
 }
 

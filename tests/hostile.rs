@@ -540,3 +540,44 @@ fn a_burst_of_garbage_does_not_stop_the_server() {
     assert_eq!(addresses(&reply).len(), 3);
     assert_still_serving(&server);
 }
+
+/// Issue 19: an UPDATE whose header claims 18 zones, with 18 zone entries, sent over UDP without
+/// OPT, was answered REFUSED with every zone echoed: 555 bytes, over the 512 the client accepts.
+/// RFC 2136 section 3.1.1 wants exactly one zone: it is a format error, the header alone, over
+/// UDP and TCP alike; and an UPDATE with one zone still gets it echoed.
+#[test]
+fn an_update_with_many_zones_is_a_format_error_within_512_bytes() {
+    const UPDATE: u16 = 5 << 11;
+    let server = server();
+    let zone = |i: usize| wire_name(&format!("z{i:02}{}.k8s.example.com.", "a".repeat(20)));
+    let mut many = raw_header(0x1919, UPDATE, [18, 0, 0, 0]);
+    for i in 0..18 {
+        many.extend_from_slice(&zone(i));
+        many.extend_from_slice(&[0, 6, 0, 1]);
+    }
+    assert!(many.len() > 512);
+    for (raw, transport) in both(&server, &many).into_iter().zip(["udp", "tcp"]) {
+        assert_eq!(raw.len(), 12, "{transport}: the header alone");
+        assert_format_error(&raw, 0x1919, transport);
+        assert_eq!(
+            parse_reply(&raw).metadata.op_code,
+            hickory_proto::op::OpCode::Update
+        );
+    }
+
+    let mut one = raw_header(0x1920, UPDATE, [1, 0, 0, 0]);
+    one.extend_from_slice(&zone(0));
+    one.extend_from_slice(&[0, 6, 0, 1]);
+    for (raw, transport) in both(&server, &one).into_iter().zip(["udp", "tcp"]) {
+        assert!(raw.len() <= 512, "{transport}: {} bytes", raw.len());
+        let reply = parse_reply(&raw);
+        // Unsigned: refused (RFC 2136 section 3.3), with its zone echoed.
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::Refused,
+            "{transport}"
+        );
+        assert_eq!(reply.queries.len(), 1, "{transport}");
+    }
+    assert_still_serving(&server);
+}

@@ -374,3 +374,248 @@ fn fuzzer_findings_stay_fixed() {
     let parsed = Message::from_vec(&reply.bytes).expect("parsable");
     assert_eq!(parsed.queries.len(), 2);
 }
+
+/// Issue 19: no error answer of any kind, to a query or an update, is larger than the client's
+/// limit, however many questions (or zones) the message carries. Messages go where the server's
+/// edge sends them: UPDATE to `apidns::update`, everything else to `apidns::dns`.
+mod size_limit_at_the_edge {
+    use super::{MAX_UDP, snapshot};
+
+    use apidns::config::TsigKey;
+    use apidns::dns::{Transport, respond, size_limit};
+    use apidns::server::dispatch::{Route, route};
+    use apidns::update::{Checked, answer_without_writer, tsig};
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+    use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+    use hickory_proto::rr::{Name, RecordType, TSigner};
+    use proptest::prelude::*;
+
+    fn key() -> TsigKey {
+        TsigKey {
+            name: Name::from_ascii("ops-key.").unwrap(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: b"secret-secret-secret-secret12345".to_vec(),
+        }
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// How a generated message is signed.
+    #[derive(Debug, Clone, Copy)]
+    enum Signing {
+        None,
+        /// With the server's key: a signature that verifies.
+        Known,
+        /// With a key the server does not have, under a long name (a large BADKEY answer).
+        Unknown,
+    }
+
+    /// A message of `opcode` with `questions` as its question (or zone) section.
+    fn message(
+        opcode: OpCode,
+        questions: &[(Name, RecordType)],
+        edns: Option<u16>,
+        signing: Signing,
+    ) -> Vec<u8> {
+        let mut message = Message::new(0x5151, MessageType::Query, opcode);
+        for (name, record_type) in questions {
+            message.add_query(Query::query(name.clone(), *record_type));
+        }
+        if let Some(size) = edns {
+            let mut opt = Edns::new();
+            opt.set_max_payload(size);
+            message.edns = Some(opt);
+        }
+        let signer = match signing {
+            Signing::None => None,
+            Signing::Known => {
+                let key = key();
+                TSigner::new(key.secret, key.algorithm, key.name, 300).ok()
+            }
+            Signing::Unknown => {
+                let name = Name::from_ascii(format!(
+                    "{}.{}.{}.",
+                    "k".repeat(63),
+                    "e".repeat(63),
+                    "y".repeat(63)
+                ))
+                .unwrap();
+                TSigner::new(
+                    b"another-secret".to_vec(),
+                    TsigAlgorithm::HmacSha512,
+                    name,
+                    300,
+                )
+                .ok()
+            }
+        };
+        if let Some(signer) = signer {
+            message.finalize(&signer, now()).expect("signs");
+        }
+        message.to_vec().expect("encodes")
+    }
+
+    /// The answers the edge gives to `query` (an update that verifies gets every verdict the
+    /// writer can give), with the limit each must keep to.
+    fn answers(query: &[u8], transport: Transport) -> Vec<(Vec<u8>, ResponseCode)> {
+        let client_edns = Message::from_vec(query)
+            .ok()
+            .and_then(|message| message.edns.map(|edns| edns.max_payload()));
+        match route(query) {
+            Route::Answer => respond(snapshot(), query, transport, MAX_UDP)
+                .map(|reply| vec![(reply.bytes, reply.rcode)])
+                .unwrap_or_default(),
+            Route::Update => {
+                // As the listener does: an update's answer has no OPT, so 512 over UDP.
+                let limit = size_limit(transport, None, MAX_UDP);
+                assert!(limit <= size_limit(transport, client_edns, MAX_UDP));
+                let keys = [key()];
+                let mut all = vec![answer_without_writer(&keys, query, limit)];
+                if matches!(tsig::check(&keys, query, limit), Checked::Verified(_)) {
+                    for code in [
+                        ResponseCode::NoError,
+                        ResponseCode::FormErr,
+                        ResponseCode::ServFail,
+                        ResponseCode::NotImp,
+                        ResponseCode::Refused,
+                        ResponseCode::NotAuth,
+                        ResponseCode::NotZone,
+                        ResponseCode::NXRRSet,
+                    ] {
+                        // A verified update's answer is finished once; check it again for each.
+                        if let Checked::Verified(verified) = tsig::check(&keys, query, limit) {
+                            all.push(verified.answer.finish(code, limit));
+                        }
+                    }
+                }
+                all.into_iter()
+                    .map(|reply| (reply.bytes, reply.rcode))
+                    .collect()
+            }
+        }
+    }
+
+    fn check(query: &[u8], transport: Transport) -> Result<(), TestCaseError> {
+        let client_edns = Message::from_vec(query)
+            .ok()
+            .and_then(|message| message.edns.map(|edns| edns.max_payload()));
+        let limit = usize::from(size_limit(transport, client_edns, MAX_UDP));
+        for (bytes, rcode) in answers(query, transport) {
+            prop_assert!(
+                bytes.len() <= limit,
+                "{rcode}: {} bytes > {limit}",
+                bytes.len()
+            );
+            let parsed = Message::from_vec(&bytes)
+                .map_err(|error| TestCaseError::fail(format!("unparsable {rcode}: {error}")))?;
+            prop_assert_eq!(parsed.metadata.id, 0x5151);
+            prop_assert_eq!(parsed.metadata.response_code, rcode);
+            if transport == Transport::Udp && parsed.edns.is_none() {
+                prop_assert!(
+                    bytes.len() <= 512,
+                    "{rcode}: {} bytes without OPT",
+                    bytes.len()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn name() -> impl Strategy<Value = Name> {
+        prop::collection::vec("[a-z0-9]{1,63}", 1..5)
+            .prop_filter_map("fits in 255 bytes", |labels| {
+                Name::from_ascii(format!("{}.", labels.join("."))).ok()
+            })
+    }
+
+    fn opcode() -> impl Strategy<Value = OpCode> {
+        prop_oneof![
+            Just(OpCode::Query),
+            Just(OpCode::Update),
+            Just(OpCode::Notify),
+            Just(OpCode::Status),
+        ]
+    }
+
+    fn signing() -> impl Strategy<Value = Signing> {
+        prop_oneof![
+            Just(Signing::None),
+            Just(Signing::Known),
+            Just(Signing::Unknown)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn no_answer_to_many_questions_or_zones_exceeds_the_limit(
+            opcode in opcode(),
+            questions in prop::collection::vec(
+                (name(), prop_oneof![Just(RecordType::SOA), Just(RecordType::A), Just(RecordType::ANY)]),
+                0..24,
+            ),
+            edns in prop::option::of(prop_oneof![0u16..600, Just(1232u16), Just(4096u16)]),
+            signing in signing(),
+            over_tcp in any::<bool>(),
+        ) {
+            let query = message(opcode, &questions, edns, signing);
+            let transport = if over_tcp { Transport::Tcp } else { Transport::Udp };
+            check(&query, transport)?;
+        }
+
+        #[test]
+        fn a_single_zone_update_gets_every_verdict_within_the_limit(
+            zone in name(),
+            edns in prop::option::of(0u16..2000),
+            signing in signing(),
+        ) {
+            let query = message(OpCode::Update, &[(zone, RecordType::SOA)], edns, signing);
+            check(&query, Transport::Udp)?;
+            check(&query, Transport::Tcp)?;
+        }
+    }
+
+    /// The fuzzer's finding in issue 19, rebuilt: an UPDATE claiming 18 zones, with 18 zone
+    /// entries, over UDP without OPT, was answered REFUSED with every zone echoed (555 bytes).
+    #[test]
+    fn eighteen_zones_get_a_header_only_format_error() {
+        let zones: Vec<_> = (0..18)
+            .map(|i| {
+                let name = Name::from_ascii(format!("z{i:02}{}.k8s.example.com.", "a".repeat(20)))
+                    .unwrap();
+                (name, RecordType::SOA)
+            })
+            .collect();
+        for signing in [Signing::None, Signing::Known, Signing::Unknown] {
+            let query = message(OpCode::Update, &zones, None, signing);
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let all = answers(&query, transport);
+                assert_eq!(all.len(), 1, "decided before the writer");
+                let (bytes, rcode) = &all[0];
+                assert_eq!(*rcode, ResponseCode::FormErr);
+                assert_eq!(bytes.len(), 12, "the header alone");
+            }
+        }
+        // One zone, signed with the server's key: it verifies, and every verdict is signed.
+        let zone = [(
+            Name::from_ascii("k8s.example.com.").unwrap(),
+            RecordType::SOA,
+        )];
+        let query = message(OpCode::Update, &zone, None, Signing::Known);
+        let all = answers(&query, Transport::Udp);
+        assert_eq!(all.len(), 9, "verified, then every verdict");
+        for (bytes, _) in &all {
+            assert!(Message::from_vec(bytes).unwrap().signature().is_some());
+        }
+    }
+}

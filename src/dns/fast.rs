@@ -17,11 +17,10 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::message::{Answered, Transport};
+use super::reply::{Answered, CLASSIC_UDP_SIZE, Transport, size_limit};
 use crate::zone::{Pool, Snapshot, Zone, ZoneLookup};
 
 const HEADER_LEN: usize = 12;
-const CLASSIC_UDP_SIZE: usize = 512;
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const TYPE_OPT: u16 = 41;
@@ -84,14 +83,8 @@ pub fn answer<'s>(
         TYPE_AAAA => RecordType::AAAA,
         _ => return None,
     };
-    let limit = match (transport, question.edns) {
-        (Transport::Tcp, _) => usize::from(u16::MAX),
-        (Transport::Udp, None) => CLASSIC_UDP_SIZE,
-        (Transport::Udp, Some((size, _))) => usize::from(size).clamp(
-            CLASSIC_UDP_SIZE,
-            usize::from(max_udp_payload).max(CLASSIC_UDP_SIZE),
-        ),
-    };
+    let client_edns_size = question.edns.map(|(size, _)| size);
+    let limit = usize::from(size_limit(transport, client_edns_size, max_udp_payload));
     let answer = Answer {
         question: &question,
         record_type,
@@ -260,7 +253,7 @@ fn write_header(
 fn write_opt(out: &mut Vec<u8>, max_udp_payload: u16, dnssec_ok: bool) {
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-    out.extend_from_slice(&max_udp_payload.max(CLASSIC_UDP_SIZE as u16).to_be_bytes());
+    out.extend_from_slice(&max_udp_payload.max(CLASSIC_UDP_SIZE).to_be_bytes());
     out.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
     out.extend_from_slice(&0u16.to_be_bytes());
 }

@@ -1,71 +1,18 @@
-//! One DNS message in, at most one out: parsing, protocol checks, and encoding with truncation.
-//! Both transports call [`respond`]; it never panics on any input.
+//! One DNS query in, at most one answer out: parsing, protocol checks, and encoding with
+//! truncation. The listeners call [`respond_into`] for every message that is not an UPDATE
+//! (those go to `crate::update`, chosen at the server's edge); any other opcode is answered
+//! NOTIMP here. It never panics on any input, and no answer is larger than the client accepts.
+
+use std::borrow::Cow;
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
-use std::borrow::Cow;
-use std::sync::Arc;
-
-use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder, DecodeError};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use super::answer::{Answer, resolve};
+use super::reply::{Answered, CLASSIC_UDP_SIZE, Reply, Transport, size_limit};
 use crate::zone::Snapshot;
-
-/// The transport a query came over: it decides how large the answer may be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-/// An encoded response and what it was, for metrics and query logs.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub bytes: Vec<u8>,
-    pub rcode: ResponseCode,
-    /// The question's type, when the query had exactly one readable question.
-    pub qtype: Option<RecordType>,
-    /// The served zone the question fell in.
-    pub zone: Option<Arc<str>>,
-}
-
-impl Reply {
-    fn bare(bytes: Vec<u8>, rcode: ResponseCode) -> Self {
-        Self {
-            bytes,
-            rcode,
-            qtype: None,
-            zone: None,
-        }
-    }
-}
-
-/// What an answer was, when its bytes went into the caller's buffer (see [`respond_into`]).
-/// The fast path borrows the zone's name from the snapshot; the general path owns a copy.
-#[derive(Debug, Clone)]
-pub struct Answered<'s> {
-    pub rcode: ResponseCode,
-    /// The question's type, when the query had exactly one readable question.
-    pub qtype: Option<RecordType>,
-    /// The served zone the question fell in.
-    pub zone: Option<Cow<'s, Arc<str>>>,
-}
-
-impl Answered<'_> {
-    /// The owned form, with `bytes` as the answer.
-    pub fn into_reply(self, bytes: Vec<u8>) -> Reply {
-        Reply {
-            bytes,
-            rcode: self.rcode,
-            qtype: self.qtype,
-            zone: self.zone.map(Cow::into_owned),
-        }
-    }
-}
-
-/// The smallest UDP size every DNS client accepts (RFC 1035).
-const CLASSIC_UDP_SIZE: u16 = 512;
 
 /// The smallest question on the wire: the root name (1 byte), type and class.
 const MIN_QUESTION_SIZE: usize = 5;
@@ -127,14 +74,6 @@ pub fn respond_general(
         return Some(Reply::bare(header_only(metadata), ResponseCode::FormErr));
     };
 
-    if header.metadata.op_code == OpCode::Update {
-        // RFC 2136: signed updates go to the writer; see `crate::update`.
-        let (bytes, rcode) = crate::update::respond_to_update(snapshot.update_door(), query);
-        let mut reply = Reply::bare(bytes, rcode);
-        reply.qtype = Some(RecordType::SOA);
-        return Some(reply);
-    }
-
     let response_edns = request_edns.as_ref().map(|request| {
         let mut edns = Edns::new();
         edns.set_max_payload(max_udp_payload.max(CLASSIC_UDP_SIZE));
@@ -144,15 +83,11 @@ pub fn respond_general(
         edns
     });
     let edns_ref = response_edns.as_ref();
-    let limit = match transport {
-        Transport::Tcp => u16::MAX,
-        Transport::Udp => match &request_edns {
-            Some(edns) => edns
-                .max_payload()
-                .clamp(CLASSIC_UDP_SIZE, max_udp_payload.max(CLASSIC_UDP_SIZE)),
-            None => CLASSIC_UDP_SIZE,
-        },
-    };
+    let limit = size_limit(
+        transport,
+        request_edns.as_ref().map(Edns::max_payload),
+        max_udp_payload,
+    );
     let error = if request_edns.as_ref().is_some_and(|edns| edns.version() > 0) {
         Some(ResponseCode::BADVERS)
     } else if header.metadata.op_code != OpCode::Query {

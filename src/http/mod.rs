@@ -22,8 +22,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use hickory_proto::rr::Name;
+
 use crate::metrics::Metrics;
-use crate::zone::Snapshot;
+use crate::zone::{DrainError, MemberSelector, Snapshot};
 
 /// What the endpoint reads.
 pub struct HttpState {
@@ -132,7 +134,7 @@ fn admin(
         );
     };
     let snapshot = state.snapshot.load();
-    match snapshot.set_drained(&pool, &member, drain) {
+    match drain_member(&snapshot, &pool, &member, drain) {
         Ok(changed) => {
             state.changes.send_modify(|generation| *generation += 1);
             let action = if drain { "drained" } else { "undrained" };
@@ -142,7 +144,32 @@ fn admin(
                 &serde_json::json!({ "pool": pool, "member": member, "drained": drain, "changed": changed }),
             )
         }
-        Err(message) => plain(StatusCode::NOT_FOUND, &format!("{message}\n")),
+        Err(error) => plain(StatusCode::NOT_FOUND, &format!("{error}\n")),
+    }
+}
+
+/// Drains or undrains a member named by the admin request's words: `pool` may omit the
+/// trailing dot; `member` is an address, optionally with its port.
+fn drain_member(
+    snapshot: &Snapshot,
+    pool: &str,
+    member: &str,
+    drain: bool,
+) -> Result<bool, DrainError> {
+    let wanted = pool.trim_end_matches('.').to_ascii_lowercase() + ".";
+    let pool = Name::from_ascii(&wanted).map_err(|_| DrainError::NoPool(wanted.clone()))?;
+    let selector = member
+        .parse()
+        .map(MemberSelector::Socket)
+        .or_else(|_| member.parse().map(MemberSelector::Address));
+    match selector {
+        Ok(selector) => snapshot.set_drained(&pool, selector, drain),
+        // An address that does not parse names no member, of a pool that may not exist either.
+        Err(_) if snapshot.pools().any(|p| p.config.name == pool) => Err(DrainError::NoMember {
+            pool,
+            member: member.to_string(),
+        }),
+        Err(_) => Err(DrainError::NoPool(wanted)),
     }
 }
 

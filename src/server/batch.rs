@@ -3,8 +3,10 @@
 //! kernel's per-call cost dominates the CPU time of answering (gdnsd and Knot batch the same
 //! way), so this is where the fast path's saving would otherwise go.
 //!
-//! This module is the only `unsafe` code in apidns. It fills the `mmsghdr` arrays that the two
-//! calls read and write, pointing into buffers that it owns and that outlive each call.
+//! The `unsafe` here (apidns has one other place, the `getsockopt(TCP_INFO)` call in
+//! `health/keepalive.rs`) fills the `mmsghdr` arrays that the two calls read and write, pointing
+//! into buffers that it owns and that outlive each call, and reads back the addresses the kernel
+//! wrote. Each block says why it is sound.
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
@@ -106,8 +108,15 @@ pub fn receive(socket: &impl AsRawFd, into: &mut Received) -> io::Result<usize> 
         let header = unsafe { headers[i].assume_init_ref() };
         into.lengths[i] = (header.msg_len as usize).min(SLOT);
         into.truncated[i] = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-        // SAFETY: the kernel wrote `msg_namelen` bytes of address into names[i].
-        into.peers[i] = unsafe { socket_address(names[i].as_ptr(), header.msg_hdr.msg_namelen) };
+        // The kernel sets `msg_namelen` to the address's full length, which could exceed the
+        // buffer (it cannot here: sockaddr_storage holds any address); it wrote at most this much.
+        let written = header
+            .msg_hdr
+            .msg_namelen
+            .min(size_of::<libc::sockaddr_storage>() as libc::socklen_t);
+        // SAFETY: names[i] is a sockaddr_storage of which the kernel initialised the first
+        // `written` bytes.
+        into.peers[i] = unsafe { socket_address(names[i].as_ptr(), written) };
     }
     into.count = received.min(BATCH);
     Ok(into.count)
@@ -197,7 +206,8 @@ pub fn send(socket: &impl AsRawFd, replies: &Replies) {
     let mut sent = 0;
     while sent < count {
         // SAFETY: headers[sent..count] are initialised and point at `names`, `iovecs` and the
-        // buffers of `replies`, all alive for the call; the kernel only reads them.
+        // buffers of `replies`, all alive for the call; the kernel reads them and writes only
+        // each header's `msg_len`, inside `headers`.
         let result = unsafe {
             libc::sendmmsg(
                 fd,
@@ -221,16 +231,22 @@ pub fn send(socket: &impl AsRawFd, replies: &Replies) {
 }
 
 /// # Safety
-/// `name` must point at `length` initialised bytes of a socket address.
+/// `name` must point at a `sockaddr_storage` whose first `length` bytes are initialised.
 unsafe fn socket_address(
     name: *const libc::sockaddr_storage,
     length: libc::socklen_t,
 ) -> Option<SocketAddr> {
-    // SAFETY: the caller guarantees `length` valid bytes; the family decides how many we read.
+    let family_end =
+        std::mem::offset_of!(libc::sockaddr_storage, ss_family) + size_of::<libc::sa_family_t>();
+    if (length as usize) < family_end {
+        return None;
+    }
+    // SAFETY: the check above puts the family within the `length` initialised bytes.
     let family = unsafe { (*name).ss_family } as libc::c_int;
     match family {
         libc::AF_INET if length as usize >= size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family and length say this is a sockaddr_in.
+            // SAFETY: the family says this is a sockaddr_in, and the guard that its
+            // `length` initialised bytes cover one.
             let v4 = unsafe { &*(name as *const libc::sockaddr_in) };
             Some(SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)),
@@ -238,7 +254,8 @@ unsafe fn socket_address(
             )))
         }
         libc::AF_INET6 if length as usize >= size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: the family and length say this is a sockaddr_in6.
+            // SAFETY: the family says this is a sockaddr_in6, and the guard that its
+            // `length` initialised bytes cover one.
             let v6 = unsafe { &*(name as *const libc::sockaddr_in6) };
             Some(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(v6.sin6_addr.s6_addr),

@@ -20,7 +20,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::Answerer;
+use super::answerer::Answerer;
 use super::connections::{ConnectionTable, Phase};
 use super::framing::{Framer, frame};
 use crate::dns::Transport;
@@ -120,7 +120,8 @@ async fn serve_connection(
             };
             message_deadline = None;
             connection.set_phase(Phase::Writing);
-            let Some(reply) = answerer.answer(message, Transport::Tcp, peer) else {
+            // An UPDATE awaits the writer here, on this connection's task only.
+            let Some(reply) = answerer.answer(message, Transport::Tcp, peer).await else {
                 // Not a query (a response, or too short for a header): the stream is not DNS.
                 return;
             };

@@ -13,8 +13,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::Answerer;
+use super::answerer::Answerer;
 use super::batch::{self, Received, Replies};
+use super::dispatch::{Route, route};
 use super::rrl::ResponseRateLimiter;
 use crate::dns::Transport;
 
@@ -37,7 +38,7 @@ const UPDATE_QUEUE: usize = 8;
 
 /// Serves `socket` on the calling (blocking) thread until `shutdown` is cancelled. With `rrl`,
 /// answers past the rate limit are dropped or sent truncated. UPDATE messages go to a thread
-/// of their own (see [`Updater`]).
+/// of their own (see [`Updater`]): this loop never waits for the writer.
 pub fn serve(
     socket: std::net::UdpSocket,
     answerer: Answerer,
@@ -70,7 +71,7 @@ pub fn serve(
         }
         replies.clear();
         for (query, peer) in received.datagrams() {
-            if is_update(query) {
+            if route(query) == Route::Update {
                 updater.hand_off(query, peer);
                 continue;
             }
@@ -79,7 +80,7 @@ pub fn serve(
                 break;
             };
             if answerer
-                .answer_into(query, Transport::Udp, peer, out, rrl.as_deref())
+                .answer_query_into(query, Transport::Udp, peer, out, rrl.as_deref())
                 .is_some()
             {
                 replies.commit(peer);
@@ -89,17 +90,11 @@ pub fn serve(
     }
 }
 
-/// Whether a datagram's header says opcode UPDATE (RFC 2136).
-fn is_update(query: &[u8]) -> bool {
-    const UPDATE: u8 = 5;
-    query
-        .get(2)
-        .is_some_and(|flags| (flags >> 3) & 0x0f == UPDATE)
-}
-
 /// Answers a worker's UPDATE messages on a thread of its own. An update waits for the writer,
 /// which probes new members first (up to the probe timeout): on the worker, that wait would
-/// stall every query the kernel steers to the worker's socket.
+/// stall every query the kernel steers to the worker's socket. The thread drives the wait with
+/// the runtime's handle (`Handle::block_on`), which works the same on either runtime flavour:
+/// it is not one of the runtime's workers, and the writer runs on the runtime.
 struct Updater {
     queue: Option<SyncSender<(Vec<u8>, SocketAddr)>>,
 }
@@ -111,11 +106,16 @@ impl Updater {
         rrl: Option<Arc<ResponseRateLimiter>>,
     ) -> Self {
         let (queue, updates) = std::sync::mpsc::sync_channel(UPDATE_QUEUE);
-        let started = socket.try_clone().and_then(|socket| {
+        // The workers run on the runtime's blocking pool, so its handle is at hand.
+        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other);
+        let started = runtime.and_then(|runtime| {
+            let socket = socket.try_clone()?;
             let answerer = answerer.clone();
             std::thread::Builder::new()
                 .name("apidns-update".to_string())
-                .spawn(move || answer_updates(&socket, &answerer, rrl.as_deref(), &updates))
+                .spawn(move || {
+                    answer_updates(&runtime, &socket, &answerer, rrl.as_deref(), &updates);
+                })
         });
         match started {
             Ok(_) => Self { queue: Some(queue) },
@@ -138,6 +138,7 @@ impl Updater {
 
 /// The update thread's loop; it ends when its worker drops the queue's sender.
 fn answer_updates(
+    runtime: &tokio::runtime::Handle,
     socket: &std::net::UdpSocket,
     answerer: &Answerer,
     rrl: Option<&ResponseRateLimiter>,
@@ -145,9 +146,14 @@ fn answer_updates(
 ) {
     let mut out = Vec::with_capacity(512);
     for (query, peer) in updates {
-        if answerer
-            .answer_into(&query, Transport::Udp, peer, &mut out, rrl)
-            .is_some()
+        let answered = runtime.block_on(answerer.answer_update_into(
+            &query,
+            Transport::Udp,
+            peer,
+            &mut out,
+            rrl,
+        ));
+        if answered.is_some()
             && let Err(error) = socket.send_to(&out, peer)
         {
             debug!(%error, %peer, "cannot send an update's answer");

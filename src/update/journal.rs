@@ -32,6 +32,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
+use tracing::{error, warn};
 
 use crate::config::{Config, Member, PoolConfig};
 
@@ -82,41 +83,37 @@ impl Entry {
         format!("{body} check={check:016x}")
     }
 
-    fn parse(line: &str) -> Result<Self, String> {
-        let (body, check) = line
-            .rsplit_once(" check=")
-            .ok_or("the line has no check= field")?;
-        let check = u64::from_str_radix(check, 16)
-            .map_err(|_| format!("check={check} is not a hexadecimal checksum"))?;
+    fn parse(line: &str) -> Result<Self, EntryError> {
+        use EntryError::*;
+        let (body, check) = line.rsplit_once(" check=").ok_or(NoCheck)?;
+        let check = u64::from_str_radix(check, 16).map_err(|_| BadCheck(check.to_string()))?;
         if check != checksum(body) {
-            return Err("the checksum does not match the line (the line is damaged)".to_string());
+            return Err(Damaged);
         }
         let words: Vec<&str> = body.split(' ').collect();
         let [operation, pool, address, file, at] = words.as_slice() else {
-            return Err("expected: add|remove POOL ADDRESS file=listed|absent at=SECONDS".into());
+            return Err(Shape);
         };
         let operation = match *operation {
             "add" => Operation::Add,
             "remove" => Operation::Remove,
-            other => return Err(format!("\"{other}\" is not add or remove")),
+            other => return Err(UnknownOperation(other.to_string())),
         };
         let pool = Name::from_ascii(pool)
             .ok()
             .filter(Name::is_fqdn)
-            .ok_or_else(|| format!("\"{pool}\" is not an absolute pool name"))?
+            .ok_or_else(|| Pool(pool.to_string()))?
             .to_lowercase();
-        let address = address
-            .parse()
-            .map_err(|_| format!("\"{address}\" is not an IP address"))?;
+        let address = address.parse().map_err(|_| Address(address.to_string()))?;
         let file_listed = match *file {
             "file=listed" => true,
             "file=absent" => false,
-            other => return Err(format!("\"{other}\" is not file=listed or file=absent")),
+            other => return Err(File(other.to_string())),
         };
         let at = at
             .strip_prefix("at=")
             .and_then(|at| at.parse().ok())
-            .ok_or_else(|| format!("\"{at}\" is not at=SECONDS"))?;
+            .ok_or_else(|| At(at.to_string()))?;
         Ok(Self {
             operation,
             pool,
@@ -125,6 +122,38 @@ impl Entry {
             at,
         })
     }
+}
+
+/// Why a journal line cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("the line has no check= field")]
+    NoCheck,
+    #[error("check={0} is not a hexadecimal checksum")]
+    BadCheck(String),
+    #[error("the checksum does not match the line (the line is damaged)")]
+    Damaged,
+    #[error("expected: add|remove POOL ADDRESS file=listed|absent at=SECONDS")]
+    Shape,
+    #[error("\"{0}\" is not add or remove")]
+    UnknownOperation(String),
+    #[error("\"{0}\" is not an absolute pool name")]
+    Pool(String),
+    #[error("\"{0}\" is not an IP address")]
+    Address(String),
+    #[error("\"{0}\" is not file=listed or file=absent")]
+    File(String),
+    #[error("\"{0}\" is not at=SECONDS")]
+    At(String),
+}
+
+/// Why a member cannot be added or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{address} is the last member of {pool}; a pool needs at least one")]
+    LastMember { address: IpAddr, pool: Name },
+    #[error("no member name for {address}: {reason}")]
+    MemberName { address: SocketAddr, reason: String },
 }
 
 /// FNV-1a, 64 bits: enough to notice a damaged line, with no dependency.
@@ -250,6 +279,32 @@ pub fn write(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// The configuration in force: `base` (the files) with the journal in `state_dir` laid over it.
+/// A damaged journal and superseded entries are logged; the returned journal holds the entries
+/// still in force (and the damage, if any).
+pub fn load_overlaid(base: &Config) -> (Config, Journal) {
+    let mut journal = Journal::load(base.server.state_dir.as_deref());
+    if let Some(damage) = &journal.damage {
+        error!(
+            %damage,
+            "update journal damaged: the entries before the damage are applied, updates are refused until it is repaired (fix or remove the line, then reload)"
+        );
+    }
+    let (config, kept, superseded) = overlay(base, &journal.entries);
+    for message in &superseded {
+        warn!(journal = ?journal.path, "{message}");
+    }
+    // A superseded entry is retired for good, so that a later edit of the file that happens
+    // to match its `file=` again does not bring it back.
+    if let (false, None, Some(path)) = (superseded.is_empty(), &journal.damage, &journal.path) {
+        if let Err(error) = write(path, &kept) {
+            error!(journal = %path.display(), %error, "cannot rewrite the journal without its superseded entries");
+        }
+    }
+    journal.entries = kept;
+    (config, journal)
+}
+
 /// The effective configuration: `base` (the files) with `entries` applied. Returns it with the
 /// entries still in force and a message for each superseded one.
 pub fn overlay(base: &Config, entries: &[Entry]) -> (Config, Vec<Entry>, Vec<String>) {
@@ -298,13 +353,21 @@ pub fn overlay(base: &Config, entries: &[Entry]) -> (Config, Vec<Entry>, Vec<Str
 
 /// Adds or removes one member. `Ok(true)` when the pool changed; an error when the change is not
 /// allowed (removing the last member).
-pub fn apply(pool: &mut PoolConfig, operation: Operation, address: IpAddr) -> Result<bool, String> {
+pub fn apply(
+    pool: &mut PoolConfig,
+    operation: Operation,
+    address: IpAddr,
+) -> Result<bool, ApplyError> {
     let present = pool.members.iter().any(|m| m.address.ip() == address);
     match operation {
         Operation::Add if present => Ok(false),
         Operation::Add => {
             let socket = SocketAddr::new(address, pool.new_member.port);
-            let host = crate::config::generated_member_host(socket, &pool.new_member.domain)?;
+            let host = crate::config::generated_member_host(socket, &pool.new_member.domain)
+                .map_err(|reason| ApplyError::MemberName {
+                    address: socket,
+                    reason: reason.to_string(),
+                })?;
             pool.members.push(Member {
                 address: socket,
                 host,
@@ -319,10 +382,10 @@ pub fn apply(pool: &mut PoolConfig, operation: Operation, address: IpAddr) -> Re
         Operation::Remove if !present => Ok(false),
         Operation::Remove => {
             if pool.members.len() == 1 {
-                return Err(format!(
-                    "{address} is the last member of {}; a pool needs at least one",
-                    pool.name
-                ));
+                return Err(ApplyError::LastMember {
+                    address,
+                    pool: pool.name.clone(),
+                });
             }
             pool.members.retain(|m| m.address.ip() != address);
             pool.drain.retain(|ip| *ip != address);

@@ -181,3 +181,13 @@ fn in_use(zone: &Zone, name: &Name) -> bool {
         _ => false,
     }
 }
+
+/// The zone an update names, when the zone section is well formed (one SOA question, class IN).
+pub fn zone_name(message: &Message) -> Result<Name, ResponseCode> {
+    match message.queries.as_slice() {
+        [zone] if zone.query_type() == RecordType::SOA && zone.query_class() == DNSClass::IN => {
+            Ok(zone.name().to_lowercase())
+        }
+        _ => Err(ResponseCode::FormErr),
+    }
+}

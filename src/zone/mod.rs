@@ -16,4 +16,4 @@ mod snapshot;
 
 pub use member_state::{DownReport, Health, MemberStatus, ProbeFailure, ProbeReport, Signal};
 pub use pool::{LiveSet, LiveState, Pool, PoolMember};
-pub use snapshot::{Node, Snapshot, Zone, ZoneLookup};
+pub use snapshot::{DrainError, MemberSelector, Node, Snapshot, Zone, ZoneLookup};

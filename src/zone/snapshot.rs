@@ -8,7 +8,6 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use super::member_state::MemberStatus;
 use super::pool::{Pool, PoolMember};
 use crate::config::{Config, PoolConfig, ZoneConfig};
-use crate::update::UpdateDoor;
 
 /// A pool as the fast path finds it: the pool and its zone's label (for metrics).
 pub type FastEntry = (Arc<Pool>, Arc<str>);
@@ -20,8 +19,6 @@ pub struct Snapshot {
     zones: Vec<Zone>,
     /// Pool names in lower-case wire format, for the fast path's lookup without parsing.
     fast_index: HashMap<Box<[u8]>, FastEntry>,
-    /// The way to the writer of dynamic updates, when the daemon takes them.
-    update_door: Option<UpdateDoor>,
 }
 
 impl Snapshot {
@@ -40,7 +37,6 @@ impl Snapshot {
         let mut snapshot = Self {
             zones,
             fast_index: HashMap::new(),
-            update_door: None,
         };
         let mut fast_index = HashMap::new();
         for zone in &snapshot.zones {
@@ -65,16 +61,6 @@ impl Snapshot {
         snapshot
     }
 
-    /// This snapshot, taking dynamic updates through `door`.
-    pub fn with_update_door(mut self, door: UpdateDoor) -> Self {
-        self.update_door = Some(door);
-        self
-    }
-
-    pub fn update_door(&self) -> Option<&UpdateDoor> {
-        self.update_door.as_ref()
-    }
-
     /// The pool at a lower-case wire-format name, and its zone's label.
     pub fn fast_pool(&self, lower_wire_name: &[u8]) -> Option<&FastEntry> {
         self.fast_index.get(lower_wire_name)
@@ -93,26 +79,28 @@ impl Snapshot {
         self.zones.iter().flat_map(|zone| zone.pools.iter())
     }
 
-    /// Drains (or undrains) a member at run time and rebuilds its pool's live set at once.
-    /// `pool` may omit the trailing dot; `member` is an address, optionally with its port.
-    /// Returns whether anything changed.
-    pub fn set_drained(&self, pool: &str, member: &str, drained: bool) -> Result<bool, String> {
-        let wanted = pool.trim_end_matches('.').to_ascii_lowercase() + ".";
-        let pool = self
+    /// Drains (or undrains) `member` of the pool named `pool` at run time and rebuilds the
+    /// pool's live set at once. Returns whether anything changed.
+    pub fn set_drained(
+        &self,
+        pool: &Name,
+        member: MemberSelector,
+        drained: bool,
+    ) -> Result<bool, DrainError> {
+        let found_pool = self
             .pools()
-            .find(|p| p.config.name.to_string() == wanted)
-            .ok_or_else(|| format!("no pool named {wanted}"))?;
-        let matches = |address: &SocketAddr| {
-            member.parse::<SocketAddr>().ok() == Some(*address)
-                || member.parse::<std::net::IpAddr>().ok() == Some(address.ip())
-        };
-        let found = pool
+            .find(|p| p.config.name == *pool)
+            .ok_or_else(|| DrainError::NoPool(pool.to_string()))?;
+        let found = found_pool
             .members
             .iter()
-            .find(|m| matches(&m.address))
-            .ok_or_else(|| format!("pool {wanted} has no member {member}"))?;
+            .find(|m| member.selects(m.address))
+            .ok_or_else(|| DrainError::NoMember {
+                pool: pool.clone(),
+                member: member.to_string(),
+            })?;
         let changed = found.status.set_drained(drained);
-        pool.refresh();
+        found_pool.refresh();
         Ok(changed)
     }
 
@@ -121,6 +109,40 @@ impl Snapshot {
         self.pools()
             .fold(false, |changed, pool| pool.refresh() | changed)
     }
+}
+
+/// Which member of a pool an operator means: an address with its port, or any port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberSelector {
+    Socket(SocketAddr),
+    Address(std::net::IpAddr),
+}
+
+impl MemberSelector {
+    fn selects(self, address: SocketAddr) -> bool {
+        match self {
+            Self::Socket(socket) => socket == address,
+            Self::Address(ip) => ip == address.ip(),
+        }
+    }
+}
+
+impl std::fmt::Display for MemberSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Socket(socket) => socket.fmt(f),
+            Self::Address(ip) => ip.fmt(f),
+        }
+    }
+}
+
+/// Why a member cannot be drained.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("no pool named {0}")]
+    NoPool(String),
+    #[error("pool {pool} has no member {member}")]
+    NoMember { pool: Name, member: String },
 }
 
 /// One name in a zone: its static record sets and, for a pool name, the pool. A node with

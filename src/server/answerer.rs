@@ -1,0 +1,143 @@
+//! What every listener shares: the message goes to its module (see [`super::dispatch`]), and its
+//! answer is counted, logged when the query log wants it, and passed by the rate limiter.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::RecordType;
+
+use super::dispatch::{Route, route};
+use super::query_log::{QueryLog, log_query};
+use super::rrl::{ResponseRateLimiter, Verdict};
+use crate::dns::{Answered, Transport, respond_into, size_limit, truncated};
+use crate::metrics::Metrics;
+use crate::update::UpdateDoor;
+use crate::zone::Snapshot;
+
+/// The snapshot to answer queries from, the door to the update writer, the metrics to count
+/// in, and the query log.
+#[derive(Clone)]
+pub struct Answerer {
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub updates: UpdateDoor,
+    pub metrics: Arc<Metrics>,
+    pub max_udp_payload: u16,
+    pub query_log: Arc<QueryLog>,
+}
+
+impl Answerer {
+    /// Answers one message of any opcode and counts it; `None` when nothing is to be sent.
+    /// An UPDATE awaits the writer's verdict.
+    pub async fn answer(
+        &self,
+        message: &[u8],
+        transport: Transport,
+        peer: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(512);
+        match route(message) {
+            Route::Answer => self.answer_query_into(message, transport, peer, &mut bytes, None)?,
+            Route::Update => {
+                self.answer_update_into(message, transport, peer, &mut bytes, None)
+                    .await?
+            }
+        }
+        Some(bytes)
+    }
+
+    /// Answers one message that is not an UPDATE (see [`route`]) into `out` and counts it; with
+    /// `rrl`, answers past the rate limit are dropped or replaced by a truncated one. `None`
+    /// means send nothing, and leaves `out` in an unspecified state. A caller that keeps `out`
+    /// from one query to the next answers fast-path queries without allocating. Never waits.
+    pub fn answer_query_into(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        peer: SocketAddr,
+        out: &mut Vec<u8>,
+        rrl: Option<&ResponseRateLimiter>,
+    ) -> Option<()> {
+        let started = self.metrics.should_time().then(Instant::now);
+        let snapshot = self.snapshot.load();
+        let answered = respond_into(&snapshot, query, transport, self.max_udp_payload, out)?;
+        self.record(query, answered, transport, peer, started, out, rrl)
+    }
+
+    /// Answers one UPDATE message into `out` once the writer has decided, and counts it like a
+    /// query (type SOA, the zone section's type); `rrl` as for [`Self::answer_query_into`].
+    pub async fn answer_update_into(
+        &self,
+        update: &[u8],
+        transport: Transport,
+        peer: SocketAddr,
+        out: &mut Vec<u8>,
+        rrl: Option<&ResponseRateLimiter>,
+    ) -> Option<()> {
+        let started = self.metrics.should_time().then(Instant::now);
+        // An update's answer carries no OPT record, so over UDP it keeps to 512 bytes whatever
+        // size the client advertised.
+        let limit = size_limit(transport, None, self.max_udp_payload);
+        let reply = self.updates.answer(update, limit).await;
+        *out = reply.bytes;
+        let answered = Answered {
+            rcode: reply.rcode,
+            qtype: Some(RecordType::SOA),
+            zone: None,
+        };
+        self.record(update, answered, transport, peer, started, out, rrl)
+    }
+
+    /// Counts, times and logs the answer in `out`, then applies the rate limiter to it.
+    #[allow(clippy::too_many_arguments)] // each is one fact about the answer just made
+    fn record(
+        &self,
+        message: &[u8],
+        answered: Answered<'_>,
+        transport: Transport,
+        peer: SocketAddr,
+        started: Option<Instant>,
+        out: &mut Vec<u8>,
+        rrl: Option<&ResponseRateLimiter>,
+    ) -> Option<()> {
+        self.metrics.count_query(
+            answered.zone.as_deref(),
+            answered.qtype.unwrap_or(RecordType::ZERO),
+            answered.rcode,
+            transport,
+        );
+        if let Some(started) = started {
+            self.metrics.observe_response(transport, started.elapsed());
+        }
+        if self.query_log.wants() {
+            log_query(message, &answered, out.len(), transport, peer);
+        }
+        match rrl {
+            Some(rrl) => rate_limited(rrl, peer, message, answered, out),
+            None => Some(()),
+        }
+    }
+}
+
+/// Applies the rate limiter's verdict to the answer in `out`.
+fn rate_limited(
+    rrl: &ResponseRateLimiter,
+    peer: SocketAddr,
+    query: &[u8],
+    answered: Answered<'_>,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    // The limiter reads the answer in its owned form; moving the buffer in and out is free.
+    let reply = answered.into_reply(std::mem::take(out));
+    let verdict = rrl.check(peer.ip(), query, &reply);
+    *out = reply.bytes;
+    match verdict {
+        Verdict::Send => Some(()),
+        Verdict::Slip => {
+            *out = truncated(out)?;
+            Some(())
+        }
+        Verdict::Drop => None,
+    }
+}
