@@ -3,15 +3,11 @@
 //! leaves the answers long before the next request would notice, a frozen one within seconds;
 //! GOAWAYs and idle closes never make a member flap; requests share one connection.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::https::{ApiServer, Authority, Identity, server_tls, server_tls_h2};
-use common::*;
+use testkit::https::{ApiServer, Authority, Identity, server_tls, server_tls_h2};
+use testkit::*;
 
-const API: &str = "api.k8s.example.com.";
-const API_NAME: &str = "api.k8s.example.com";
 /// Requests every 5 s with `fall = 3`: anything that takes a member out within a second is the
 /// held connection's doing.
 const SLOW: &str = "interval = \"5s\"\ntimeout = \"500ms\"\nfall = 3\n";
@@ -146,7 +142,7 @@ fn a_500_is_confirmed_at_once_not_after_fall_intervals() {
     let server = &cluster.server;
     let requests = b.requests("/readyz");
     // Listening and serving, only not ready: the next request sees it, a second one confirms.
-    b.set(common::https::Mode::NotReady);
+    b.set(testkit::https::Mode::NotReady);
     let gone = wait_until(Duration::from_secs(12), || {
         a_sorted(server.addr(), API) == [a.ip()]
     })

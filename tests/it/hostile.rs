@@ -4,15 +4,13 @@
 //! QR=1 over UDP, QDCOUNT, simple bad names, two OPT records, BADVERS, opcodes, CHAOS); this file
 //! covers the rest.
 
-mod common;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};
+use testkit::*;
 
 const POOL: &str = r#"
 [pool.api]
@@ -20,7 +18,6 @@ ttl = 5
 members = ["127.0.10.10", "127.0.10.11", "127.0.10.12"]
 "#;
 
-const API: &str = "api.k8s.example.com.";
 const NO_REPLY: Duration = Duration::from_millis(300);
 
 fn server() -> TestServer {

@@ -1,20 +1,15 @@
 //! Operations against the real binary: reload by signal and by file change, a bad reload kept
 //! out, health state kept across reloads, metrics, /status, readiness, drain and undrain.
 
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::backend::Backend;
-use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
-
-const API: &str = "api.k8s.example.com.";
-const FAST_PROBE: &str = "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"100ms\"\n";
+use testkit::backend::Backend;
+use testkit::*;
 
 fn zone(members: &[&Backend], extra: &str) -> String {
     let members: Vec<String> = members
