@@ -221,6 +221,30 @@ impl TestServer {
         None
     }
 
+    /// Makes the server write a line after everything it has written so far (the "configuration
+    /// reloaded" of a SIGHUP reload) and waits until that line has been read. Afterwards
+    /// [`TestServer::logs`] holds every line written before the call, so a test can check that a
+    /// line is absent without a fixed sleep.
+    pub fn sync_logs(&self) {
+        let reloads = || {
+            self.logs()
+                .iter()
+                .filter(|line| line.contains("configuration reloaded"))
+                .count()
+        };
+        let before = reloads();
+        self.signal("HUP");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while reloads() <= before {
+            assert!(
+                Instant::now() < deadline,
+                "no reload line after SIGHUP; the log:\n{}",
+                self.logs().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
