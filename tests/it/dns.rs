@@ -883,7 +883,7 @@ fn opcodes_other_than_query_get_notimp() {
             assert!(reply.answers.is_empty(), "{op_code}");
         }
     }
-    // UPDATE is implemented (tests/update.rs); unsigned, it is refused (RFC 2136 section 3.3).
+    // UPDATE is implemented (tests/it/update.rs); unsigned, it is refused (RFC 2136 section 3.3).
     let mut update = Message::new(0x5151, MessageType::Query, OpCode::Update);
     update.add_query(Query::query(
         Name::from_ascii(APEX).unwrap(),

@@ -1,6 +1,6 @@
 //! Malformed and hostile queries against the real server, over UDP and TCP: each gets the answer
 //! it deserves (FORMERR, NOTIMP, BADVERS, REFUSED, NODATA) or none at all, and the server keeps
-//! answering well-formed queries after every one. tests/dns.rs covers the basics (short packets,
+//! answering well-formed queries after every one. tests/it/dns.rs covers the basics (short packets,
 //! QR=1 over UDP, QDCOUNT, simple bad names, two OPT records, BADVERS, opcodes, CHAOS); this file
 //! covers the rest.
 
