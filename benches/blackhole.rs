@@ -12,20 +12,13 @@
 //! Prints, per mode, median and max of the time from link down to gone from the answers (polled
 //! every 5 ms) and of apidns's own `detection_ms` (first failure signal to down transition).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/netns/mod.rs"]
-mod netns;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::backend::Backend;
-use common::https::{ApiServer, Authority};
-use common::*;
-use netns::Namespace;
-
-const API: &str = "api.k8s.example.com.";
+use testkit::backend::Backend;
+use testkit::https::{ApiServer, Authority};
+use testkit::netns::Namespace;
+use testkit::*;
 
 struct Mode {
     name: &'static str,

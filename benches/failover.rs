@@ -11,18 +11,13 @@
 //! addresses), so that the whole run stays within a few minutes on two cores. Prints median and
 //! max per setting. These are figures, not pass/fail checks.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::backend::Backend;
-use common::https::{ApiServer, Authority, Identity, server_tls_h2};
-use common::*;
+use testkit::backend::Backend;
+use testkit::https::{ApiServer, Authority, Identity, server_tls_h2};
+use testkit::*;
 
-const API: &str = "api.k8s.example.com.";
-const API_NAME: &str = "api.k8s.example.com";
 /// Members that take turns failing; one more member never fails and counts what it receives.
 const VICTIMS: usize = 3;
 

@@ -5,7 +5,6 @@
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,52 +16,12 @@ use apidns::zone::Snapshot;
 const POOLS: usize = 10;
 const MEMBERS: usize = 100;
 
-/// One zone of `POOLS` pools of `MEMBERS` IPv4 members each.
-fn zone_file() -> String {
-    let mut zone = String::from(
-        "origin = \"k8s.example.com.\"\nrecords = [\n  { name = \"@\", type = \"NS\", value = \"ns1\" },\n  { name = \"ns1\", type = \"A\", value = \"192.0.2.53\" },\n]\n[soa]\nmname = \"ns1\"\nrname = \"hostmaster.example.com.\"\nminimum = 5\n",
-    );
-    for pool in 0..POOLS {
-        let members: Vec<String> = (0..MEMBERS)
-            .map(|member| format!("\"10.{pool}.{}.{}\"", member / 250, member % 250 + 1))
-            .collect();
-        zone.push_str(&format!(
-            "[pool.api{pool}]\nttl = 5\nport = 6443\nmembers = [{}]\n",
-            members.join(", ")
-        ));
-    }
-    zone
-}
-
-/// The configuration directory, removed when the benchmark is done with it.
-struct ConfigDir(PathBuf);
-
-impl ConfigDir {
-    fn write() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("apidns-bench-snapshot-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("zones")).expect("create the config directory");
-        std::fs::write(
-            dir.join("apidns.toml"),
-            "[server]\nlisten = [\"127.0.0.1:5353\"]\nzones = \"zones\"\n",
-        )
-        .expect("write apidns.toml");
-        std::fs::write(dir.join("zones/k8s.example.com.toml"), zone_file())
-            .expect("write the zone file");
-        Self(dir)
-    }
-}
-
-impl Drop for ConfigDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn bench_snapshot(c: &mut Criterion) {
-    let dir = ConfigDir::write();
-    let config = apidns::config::load(&dir.0.join("apidns.toml")).expect("a valid configuration");
+    let zone = testkit::zones::many_pools_zone(POOLS, MEMBERS);
+    let config = testkit::snapshot::config(
+        testkit::zones::SNAPSHOT_MAIN,
+        &[("k8s.example.com.toml", &zone)],
+    );
     let up = |_: &_, _: SocketAddr| Arc::new(MemberStatus::new(Health::Up));
     let mut group = c.benchmark_group("snapshot");
     group.bench_function("build 10 pools x 100 members", |b| {
@@ -71,10 +30,10 @@ fn bench_snapshot(c: &mut Criterion) {
 
     // One member of one pool goes down and comes back: the live set is rebuilt each time.
     let statuses: Vec<Arc<MemberStatus>> = (0..POOLS * MEMBERS)
-        .map(|_| Arc::new(MemberStatus::new(Health::Up)))
+        .map(|_| testkit::snapshot::status(Health::Up))
         .collect();
     let mut next = statuses.iter();
-    let snapshot = Snapshot::build(&config, |_, _| {
+    let snapshot = testkit::snapshot::with_statuses(&config, |_, _| {
         next.next().cloned().expect("one status per member")
     });
     let pool = snapshot.pools().next().expect("a pool").clone();

@@ -3,12 +3,9 @@
 #![no_main]
 
 use std::path::Path;
-use std::sync::Arc;
 
-use apidns::config::{Config, ProbeSettings, parse_main_text, parse_zone_text};
+use apidns::config::{ProbeSettings, parse_zone_text};
 use apidns::dns::{Transport, respond};
-use apidns::health::{Health, MemberStatus};
-use apidns::zone::Snapshot;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use libfuzzer_sys::fuzz_target;
@@ -23,25 +20,15 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let Ok((server, probe)) = parse_main_text(
-        Path::new("/etc/apidns/apidns.toml"),
-        "[server]\nlisten = [\"127.0.0.1:53\"]\n",
-    ) else {
-        panic!("the fixed main file is valid");
-    };
     let origin = zone.origin.clone();
     let names: Vec<Name> = std::iter::once(origin.clone())
         .chain(zone.records.iter().map(|record| record.name.clone()))
         .chain(zone.pools.iter().map(|pool| pool.name.clone()))
         .take(8)
         .collect();
-    let config = Config {
-        path: "/etc/apidns/apidns.toml".into(),
-        server,
-        probe,
-        zones: vec![zone],
-    };
-    let snapshot = Snapshot::build(&config, |_, _| Arc::new(MemberStatus::new(Health::Up)));
+    let mut config = testkit::snapshot::config(testkit::zones::SNAPSHOT_MAIN, &[]);
+    config.zones.push(zone);
+    let snapshot = testkit::snapshot::all_up(&config);
     for name in names {
         for record_type in [
             RecordType::A,

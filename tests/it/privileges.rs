@@ -1,13 +1,11 @@
 //! `[server] user`: started as root, apidns binds its sockets and then runs as that user (every
 //! thread); started as anyone else, it refuses to run rather than run as the wrong user.
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use testkit::*;
 
 const POOL: &str = r#"
 [pool.api]

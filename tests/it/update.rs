@@ -2,19 +2,16 @@
 //! `bind9-dnsutils`) against the real server: members added and removed, prerequisites,
 //! refusals, and durability across a restart and a `kill -9`.
 
-mod common;
-
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::backend::{Backend, BlackHole};
-use common::{ServerSpec, TempDir, TestServer, ZONE_HEAD, a_sorted, free_port, query, udp};
 use hickory_proto::rr::{RData, RecordType};
+use testkit::backend::{Backend, BlackHole};
+use testkit::*;
 
 const KEY_NAME: &str = "ops-key";
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0MTIzNDU=";
-const API: &str = "api.k8s.example.com.";
 
 /// A server whose zone takes updates signed with `ops-key`, with one pool `api` on `port`
 /// whose file member is `first`, and its journal in `state`.
@@ -364,8 +361,8 @@ fn a_signature_outside_the_fudge_gets_badtime() {
         .as_secs()
         - 3600;
     update.finalize(&signer, an_hour_ago).unwrap();
-    let reply = common::parse_reply(
-        &common::udp_raw(server.addr(), &update.to_vec().unwrap()).expect("a reply"),
+    let reply = testkit::parse_reply(
+        &testkit::udp_raw(server.addr(), &update.to_vec().unwrap()).expect("a reply"),
     );
     assert_eq!(reply.metadata.response_code, ResponseCode::NotAuth);
     let tsig = reply.signature().expect("the reply carries a TSIG record");
@@ -448,7 +445,7 @@ fn queries_are_answered_while_an_update_waits_for_its_probe() {
     // socket) are all answered well within the probe timeout.
     let question = query(API, RecordType::A, None).to_vec().unwrap();
     for _ in 0..32 {
-        let reply = common::udp_raw_timeout(address, &question, Duration::from_secs(1));
+        let reply = testkit::udp_raw_timeout(address, &question, Duration::from_secs(1));
         assert!(reply.is_some(), "a query went unanswered during the update");
     }
     let (ok, output) = update.join().unwrap();

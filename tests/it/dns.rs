@@ -2,8 +2,6 @@
 //! codes, sections, rotation, truncation, EDNS, malformed input, CNAMEs, delegations and TCP
 //! connection handling.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -11,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use testkit::*;
 
 /// Three IPv4 members and one IPv6 member, TTL 5.
 const POOL: &str = r#"
@@ -25,7 +23,6 @@ members = ["127.0.10.10", "127.0.10.11", "127.0.10.12", "::1"]
 
 const V4_MEMBERS: [&str; 3] = ["127.0.10.10", "127.0.10.11", "127.0.10.12"];
 
-const API: &str = "api.k8s.example.com.";
 const APEX: &str = "k8s.example.com.";
 
 /// How long to wait for a reply that must not come.
@@ -886,7 +883,7 @@ fn opcodes_other_than_query_get_notimp() {
             assert!(reply.answers.is_empty(), "{op_code}");
         }
     }
-    // UPDATE is implemented (tests/update.rs); unsigned, it is refused (RFC 2136 section 3.3).
+    // UPDATE is implemented (tests/it/update.rs); unsigned, it is refused (RFC 2136 section 3.3).
     let mut update = Message::new(0x5151, MessageType::Query, OpCode::Update);
     update.add_query(Query::query(
         Name::from_ascii(APEX).unwrap(),

@@ -12,8 +12,6 @@
 //! `haproxy` and `curl` must be installed (`.ci/run` installs them); the tests fail, and say so,
 //! when they are not.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -23,15 +21,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::https::{ApiServer, Authority, Identity};
-use common::*;
+use testkit::https::{ApiServer, Authority, Identity};
+use testkit::*;
 
-const API_NAME: &str = "api.k8s.example.com";
 const SRV_NAME: &str = "_https._tcp.api.k8s.example.com";
 /// The frontend and backend in the HAProxy configuration.
 const PROXY: &str = "kube-apiserver";
-/// Fast apidns probing: a dead member is confirmed in about 0.4 s.
-const FAST_PROBE: &str = "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"100ms\"\n";
 /// Upper bound for HAProxy to follow a change in apidns' answers. It asks every second
 /// (`timeout resolve 1s`) and drops a missing record at once (`hold obsolete 0s`), so about
 /// 1.5 s is expected; the bound is generous for a busy machine.
@@ -511,18 +506,6 @@ fn pool_zone(discovery: Discovery, members: &[&ApiServer]) -> String {
     )
 }
 
-/// Polls `condition` every 50 ms up to `limit`; returns how long it took to hold.
-fn time_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return Some(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
 /// What the scenario leaves running, for checks that follow it.
 struct Scenario {
     apidns: TestServer,
@@ -568,7 +551,11 @@ fn follow_apidns(discovery: Discovery, prefix: &str) -> Scenario {
 
     // Discovery at start-up: both members, from apidns alone.
     let both: BTreeSet<SocketAddr> = [cp1.address, cp2.address].into();
-    if time_until(FOLLOW_LIMIT, || haproxy.active() == both).is_none() {
+    if wait_every(FOLLOW_LIMIT, Duration::from_millis(50), || {
+        haproxy.active() == both
+    })
+    .is_none()
+    {
         panic!(
             "haproxy did not discover cp1 and cp2\n{}",
             context(&haproxy, &apidns)
@@ -601,7 +588,7 @@ fn follow_apidns(discovery: Discovery, prefix: &str) -> Scenario {
     let mut apidns_down = None;
     let mut failures = Vec::new();
     let mut during = 0;
-    let removed = time_until(FOLLOW_LIMIT, || {
+    let removed = wait_every(FOLLOW_LIMIT, Duration::from_millis(50), || {
         if apidns_down.is_none()
             && apidns
                 .logs()
@@ -668,7 +655,10 @@ fn follow_apidns(discovery: Discovery, prefix: &str) -> Scenario {
     );
     apidns.signal("HUP");
     let both: BTreeSet<SocketAddr> = [cp1.address, cp3.address].into();
-    let joined = time_until(FOLLOW_LIMIT, || haproxy.active() == both).unwrap_or_else(|| {
+    let joined = wait_every(FOLLOW_LIMIT, Duration::from_millis(50), || {
+        haproxy.active() == both
+    })
+    .unwrap_or_else(|| {
         panic!(
             "haproxy did not pick up cp3 {FOLLOW_LIMIT:?} after it was added\n{}",
             context(&haproxy, &apidns)

@@ -1,18 +1,16 @@
 //! Malformed and hostile queries against the real server, over UDP and TCP: each gets the answer
 //! it deserves (FORMERR, NOTIMP, BADVERS, REFUSED, NODATA) or none at all, and the server keeps
-//! answering well-formed queries after every one. tests/dns.rs covers the basics (short packets,
+//! answering well-formed queries after every one. tests/it/dns.rs covers the basics (short packets,
 //! QR=1 over UDP, QDCOUNT, simple bad names, two OPT records, BADVERS, opcodes, CHAOS); this file
 //! covers the rest.
-
-mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};
+use testkit::*;
 
 const POOL: &str = r#"
 [pool.api]
@@ -20,7 +18,6 @@ ttl = 5
 members = ["127.0.10.10", "127.0.10.11", "127.0.10.12"]
 "#;
 
-const API: &str = "api.k8s.example.com.";
 const NO_REPLY: Duration = Duration::from_millis(300);
 
 fn server() -> TestServer {

@@ -3,81 +3,21 @@
 //! the config parsers on arbitrary text, and consistent answers to well-formed random queries.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
-use apidns::config::{Config, ProbeSettings, parse_main_text, parse_zone_text};
+use apidns::config::{ProbeSettings, parse_main_text, parse_zone_text};
 use apidns::dns::{Transport, respond};
-use apidns::health::{Health, MemberStatus};
 use apidns::zone::Snapshot;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use proptest::prelude::*;
 
-const MAIN: &str = "[server]\nlisten = [\"127.0.0.1:53\"]\n";
-
-const ZONE: &str = r#"
-origin = "k8s.example.com."
-records = [
-  { name = "@", type = "NS", value = "ns1" },
-  { name = "ns1", type = "A", value = "192.0.2.53" },
-  { name = "@", type = "TXT", value = "hello" },
-  { name = "www", type = "CNAME", value = "api" },
-  { name = "sub", type = "NS", value = "ns.sub" },
-  { name = "ns.sub", type = "A", value = "192.0.2.99" },
-]
-[soa]
-mname = "ns1"
-rname = "hostmaster.example.com."
-serial = 1
-
-[pool.api]
-members = ["192.0.2.10", "192.0.2.11", "2001:db8::10"]
-
-[pool.big]
-members = [
-  "198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5",
-  "198.51.100.6", "198.51.100.7", "198.51.100.8", "198.51.100.9", "198.51.100.10",
-  "198.51.100.11", "198.51.100.12", "198.51.100.13", "198.51.100.14", "198.51.100.15",
-  "198.51.100.16", "198.51.100.17", "198.51.100.18", "198.51.100.19", "198.51.100.20",
-  "198.51.100.21", "198.51.100.22", "198.51.100.23", "198.51.100.24", "198.51.100.25",
-  "198.51.100.26", "198.51.100.27", "198.51.100.28", "198.51.100.29", "198.51.100.30",
-  "198.51.100.31", "198.51.100.32", "198.51.100.33", "198.51.100.34", "198.51.100.35",
-  "198.51.100.36", "198.51.100.37", "198.51.100.38", "198.51.100.39", "198.51.100.40",
-  "198.51.100.41", "198.51.100.42", "198.51.100.43", "198.51.100.44", "198.51.100.45",
-  "198.51.100.46", "198.51.100.47", "198.51.100.48", "198.51.100.49", "198.51.100.50",
-  "198.51.100.51", "198.51.100.52", "198.51.100.53", "198.51.100.54", "198.51.100.55",
-  "198.51.100.56", "198.51.100.57", "198.51.100.58", "198.51.100.59", "198.51.100.60",
-  "198.51.100.61", "198.51.100.62", "198.51.100.63", "198.51.100.64", "198.51.100.65",
-  "198.51.100.66", "198.51.100.67", "198.51.100.68", "198.51.100.69", "198.51.100.70",
-  "198.51.100.71", "198.51.100.72", "198.51.100.73", "198.51.100.74", "198.51.100.75",
-  "198.51.100.76", "198.51.100.77", "198.51.100.78", "198.51.100.79", "198.51.100.80",
-]
-"#;
+const MAIN: &str = testkit::zones::SNAPSHOT_MAIN;
 
 /// Names the zone holds data at (its oracle for NOERROR versus NXDOMAIN).
-const EXISTING: [&str; 5] = [
-    "k8s.example.com.",
-    "ns1.k8s.example.com.",
-    "www.k8s.example.com.",
-    "api.k8s.example.com.",
-    "big.k8s.example.com.",
-];
+const EXISTING: [&str; 5] = testkit::zones::PROPERTIES_EXISTING;
 
 fn snapshot() -> &'static Snapshot {
-    static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
-    SNAPSHOT.get_or_init(|| {
-        let path = Path::new("/etc/apidns/apidns.toml");
-        let (server, probe) = parse_main_text(path, MAIN).expect("valid main file");
-        let zone =
-            parse_zone_text(Path::new("zones/k8s.toml"), ZONE, &probe, 1).expect("valid zone file");
-        let config = Config {
-            path: path.to_path_buf(),
-            server,
-            probe,
-            zones: vec![zone],
-        };
-        Snapshot::build(&config, |_, _| Arc::new(MemberStatus::new(Health::Up)))
-    })
+    testkit::snapshot::properties()
 }
 
 /// The largest UDP answer the properties configure, varied per case.
@@ -85,37 +25,7 @@ const MAX_UDP: u16 = 1232;
 
 /// What every reply to `query` must be; `max_udp` is the server's `max_udp_payload`.
 fn check_reply(query: &[u8], transport: Transport, max_udp: u16) -> Result<(), TestCaseError> {
-    let Some(reply) = respond(snapshot(), query, transport, max_udp) else {
-        prop_assert!(
-            query.len() < 12 || query[2] & 0x80 != 0,
-            "a query with a whole header got no reply"
-        );
-        return Ok(());
-    };
-    let bytes = &reply.bytes;
-    prop_assert!(
-        query.len() >= 12 && query[2] & 0x80 == 0,
-        "replied to a response"
-    );
-    prop_assert_eq!(&bytes[..2], &query[..2], "the reply's ID is the query's");
-    let parsed = Message::from_vec(bytes)
-        .map_err(|error| TestCaseError::fail(format!("unparsable reply: {error}")))?;
-    prop_assert_eq!(parsed.metadata.message_type, MessageType::Response);
-    prop_assert!(!parsed.metadata.recursion_available);
-    if transport == Transport::Udp {
-        let limit = match Message::from_vec(query).ok().and_then(|m| m.edns) {
-            Some(edns) => edns.max_payload().clamp(512, max_udp.max(512)),
-            None if parsed.edns.is_none() => 512,
-            // The query did not parse as a whole: only the server's own limit is known.
-            None => max_udp.max(512),
-        };
-        prop_assert!(
-            bytes.len() <= usize::from(limit),
-            "{} bytes > {limit}",
-            bytes.len()
-        );
-    }
-    Ok(())
+    testkit::reply::check_reply(snapshot(), query, transport, max_udp).map_err(TestCaseError::fail)
 }
 
 /// Well-formed queries to start mutations from.
@@ -308,7 +218,8 @@ proptest! {
         cut in any::<usize>(),
         zone in any::<bool>(),
     ) {
-        let base = if zone { ZONE } else {
+        let zone_text = testkit::zones::properties_zone();
+        let base = if zone { zone_text.as_str() } else {
             "[server]\nlisten = [\"127.0.0.1:53\"]\ntcp_idle_timeout = \"1s\"\nuser = \"apidns\"\nrrl = { responses_per_second = 20, slip = 2, window = \"15s\" }\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n"
         };
         let mut text = base.to_string();
@@ -327,9 +238,9 @@ proptest! {
         if zone {
             if let Ok(zone) = parse_zone_text(Path::new("zones/z.toml"), &text, &ProbeSettings::default(), 1) {
                 // Whatever the parser accepts builds a snapshot that answers.
-                let (server, probe) = parse_main_text(Path::new("/a.toml"), MAIN).unwrap();
-                let config = Config { path: "/a.toml".into(), server, probe, zones: vec![zone] };
-                let snapshot = Snapshot::build(&config, |_, _| Arc::new(MemberStatus::new(Health::Up)));
+                let mut config = testkit::snapshot::config(MAIN, &[]);
+                config.zones.push(zone);
+                let snapshot = testkit::snapshot::all_up(&config);
                 let query = build_query(1, "api.k8s.example.com.", RecordType::A, None);
                 prop_assert!(respond(&snapshot, &query, Transport::Udp, MAX_UDP).is_some());
             }

@@ -3,15 +3,11 @@
 //! leaves the answers long before the next request would notice, a frozen one within seconds;
 //! GOAWAYs and idle closes never make a member flap; requests share one connection.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::https::{ApiServer, Authority, Identity, server_tls, server_tls_h2};
-use common::*;
+use testkit::https::{ApiServer, Authority, Identity, server_tls, server_tls_h2};
+use testkit::*;
 
-const API: &str = "api.k8s.example.com.";
-const API_NAME: &str = "api.k8s.example.com";
 /// Requests every 5 s with `fall = 3`: anything that takes a member out within a second is the
 /// held connection's doing.
 const SLOW: &str = "interval = \"5s\"\ntimeout = \"500ms\"\nfall = 3\n";
@@ -146,7 +142,7 @@ fn a_500_is_confirmed_at_once_not_after_fall_intervals() {
     let server = &cluster.server;
     let requests = b.requests("/readyz");
     // Listening and serving, only not ready: the next request sees it, a second one confirms.
-    b.set(common::https::Mode::NotReady);
+    b.set(testkit::https::Mode::NotReady);
     let gone = wait_until(Duration::from_secs(12), || {
         a_sorted(server.addr(), API) == [a.ip()]
     })
@@ -237,11 +233,17 @@ fn frozen_server_is_caught_between_requests() {
 fn requests_share_one_held_connection() {
     let (_a, b, _cluster) = pair(77, "interval = \"200ms\"\ntimeout = \"150ms\"\n");
     let (accepted, requests) = (b.accepted(), b.requests("/readyz"));
-    std::thread::sleep(Duration::from_secs(3));
+    // Ten requests within 3 s, watched for rather than slept through.
+    let took = wait_until(Duration::from_secs(10), || {
+        b.requests("/readyz") - requests >= 10
+    });
     let accepted = b.accepted() - accepted;
     let requests = b.requests("/readyz") - requests;
-    eprintln!("in 3s: {accepted} new connections, {requests} requests");
-    assert!(requests >= 10, "{requests} requests");
+    eprintln!("in {took:?}: {accepted} new connections, {requests} requests");
+    assert!(
+        took.is_some_and(|took| took <= Duration::from_secs(3)),
+        "{requests} requests in {took:?}"
+    );
     assert!(accepted <= 2, "{accepted} new connections");
     assert!(b.open_connections() <= 2, "{}", b.open_connections());
 }
@@ -254,10 +256,16 @@ fn hold_false_keeps_the_periodic_probe() {
     );
     let server = &cluster.server;
     let (accepted, requests) = (b.accepted(), b.requests("/readyz"));
-    std::thread::sleep(Duration::from_secs(2));
+    // Five requests within 2 s, watched for rather than slept through.
+    let took = wait_until(Duration::from_secs(10), || {
+        b.requests("/readyz") - requests >= 5
+    });
     let accepted = b.accepted() - accepted;
     let requests = b.requests("/readyz") - requests;
-    assert!(requests >= 5, "{requests} requests");
+    assert!(
+        took.is_some_and(|took| took <= Duration::from_secs(2)),
+        "{requests} requests in {took:?}"
+    );
     // One connection per request (the counts are read a moment apart).
     assert!(
         accepted.abs_diff(requests) <= 1,
@@ -296,8 +304,14 @@ fn http1_only_server_is_held_with_keep_alive() {
     );
     let server = &cluster.server;
     assert_eq!(a_sorted(server.addr(), API), sorted(vec![a.ip(), b.ip()]));
-    std::thread::sleep(Duration::from_secs(2));
+    // Five requests within 2 s, watched for rather than slept through.
+    let took = wait_until(Duration::from_secs(10), || b.seen().len() >= 5);
     let seen = b.seen();
+    assert!(
+        took.is_some_and(|took| took <= Duration::from_secs(2)),
+        "{} requests in {took:?}",
+        seen.len()
+    );
     assert!(
         seen[0].head.starts_with("GET /readyz HTTP/1.1\r\n"),
         "{:?}",

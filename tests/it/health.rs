@@ -1,15 +1,13 @@
 //! Health probing against real TCP listeners on loopback addresses that the tests start and
 //! stop: members leave the answers when their listener dies and come back when it returns.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::backend::{Backend, BlackHole};
-use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use testkit::backend::{Backend, BlackHole};
+use testkit::*;
 
 fn pool_zone(members: &[String], extra: &str) -> String {
     let members: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
@@ -19,16 +17,11 @@ fn pool_zone(members: &[String], extra: &str) -> String {
     )
 }
 
-/// Fast probing for tests that only check behaviour, not the default timings.
-const FAST_PROBE: &str = "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"100ms\"\n";
-
 fn start(members: &[String], extra: &str, probe: &str) -> TestServer {
     let mut spec = ServerSpec::zone(&pool_zone(members, extra));
     spec.probe = probe.to_string();
     TestServer::start(spec)
 }
-
-const API: &str = "api.k8s.example.com.";
 
 #[test]
 fn first_answers_already_leave_out_dead_members() {

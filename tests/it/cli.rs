@@ -1,12 +1,10 @@
 //! The command line: `check`, `--version`, `--help`, and signals on `serve`.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
 use hickory_proto::rr::RecordType;
+use testkit::*;
 
 #[test]
 fn check_accepts_the_example_and_prints_a_summary() {

@@ -3,19 +3,12 @@
 //! all, and the real apidns binary drops and restores them. Certificates from another CA and
 //! certificates without the pool's name are rejected, with reasons that say so.
 
-mod common;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::https::{ApiServer, Authority, Mode, server_tls};
-use common::*;
+use testkit::https::{ApiServer, Authority, Mode, server_tls};
+use testkit::*;
 
-const API: &str = "api.k8s.example.com.";
-const API_NAME: &str = "api.k8s.example.com";
-/// Fast probing for tests about behaviour: a member is confirmed down or up within about a
-/// second.
-const FAST_PROBE: &str = "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"100ms\"\n";
 /// Generous bounds: the machine may be busy with other builds.
 const CHANGE_LIMIT: Duration = Duration::from_secs(6);
 

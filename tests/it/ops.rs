@@ -1,20 +1,15 @@
 //! Operations against the real binary: reload by signal and by file change, a bad reload kept
 //! out, health state kept across reloads, metrics, /status, readiness, drain and undrain.
 
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::backend::Backend;
-use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
-
-const API: &str = "api.k8s.example.com.";
-const FAST_PROBE: &str = "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"100ms\"\n";
+use testkit::backend::Backend;
+use testkit::*;
 
 fn zone(members: &[&Backend], extra: &str) -> String {
     let members: Vec<String> = members
@@ -436,7 +431,8 @@ fn query_log_is_off_by_default_and_full_or_sampled_on_request() {
     };
     let quiet = start(&zone(&[&a], ""), "");
     udp(quiet.addr(), &query(API, RecordType::A, None));
-    std::thread::sleep(Duration::from_millis(200));
+    // A query's log line is written before its reply is sent; a reload's line comes after it.
+    quiet.sync_logs();
     assert_eq!(count_logged(&quiet), 0, "no query log by default");
 
     let mut spec = ServerSpec::zone(&zone(&[&a], ""));
@@ -461,7 +457,7 @@ fn query_log_is_off_by_default_and_full_or_sampled_on_request() {
     assert!(eventually(Duration::from_secs(5), || count_logged(
         &sampled
     ) == 2));
-    std::thread::sleep(Duration::from_millis(200));
+    sampled.sync_logs();
     assert_eq!(count_logged(&sampled), 2, "one in two logged");
 }
 

@@ -1,16 +1,13 @@
 //! Health-checked SRV records and member names, over UDP and TCP, against the real server.
 
-mod common;
-
 use std::time::Duration;
 
-use common::backend::Backend;
-use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
+use testkit::backend::Backend;
+use testkit::*;
 
 const SRV: &str = "_https._tcp.api.k8s.example.com.";
-const FAST_PROBE: &str = "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"100ms\"\n";
 
 fn start(pool_body: &str) -> TestServer {
     let mut spec = ServerSpec::zone(&format!("{ZONE_HEAD}\n[pool.api]\nttl = 5\n{pool_body}\n"));

@@ -3,17 +3,11 @@
 //! test turns the namespace's link off and checks that the member leaves the answers, that the
 //! signal is a timeout, and that it returns when the link comes back. Needs root.
 
-mod common;
-mod netns;
-
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::backend::Backend;
-use common::*;
-use netns::Namespace;
-
-const API: &str = "api.k8s.example.com.";
+use testkit::backend::Backend;
+use testkit::netns::Namespace;
+use testkit::*;
 
 fn start(members: &[String], probe: &str) -> TestServer {
     let members: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
@@ -25,18 +19,6 @@ fn start(members: &[String], probe: &str) -> TestServer {
     spec.probe = probe.to_string();
     spec.server_extra = "http = \"127.0.0.1:0\"".to_string();
     TestServer::start(spec)
-}
-
-fn member_status(server: &TestServer, member: SocketAddr) -> serde_json::Value {
-    let (_, body) = http_get(server.http.expect("http endpoint"), "/status");
-    let json: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
-    json["zones"][0]["pools"][0]["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .find(|m| m["address"] == member.ip().to_string() && m["port"] == member.port())
-        .cloned()
-        .expect("member listed")
 }
 
 /// Black-holes a member probed with `probe`, checks it leaves within 10 s on a timeout signal

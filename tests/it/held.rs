@@ -2,14 +2,10 @@
 //! loopback: a killed server leaves the answers when its held connection closes, long before the
 //! periodic probe would notice; a server that closes idle connections never flaps.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::backend::Backend;
-use common::*;
-
-const API: &str = "api.k8s.example.com.";
+use testkit::backend::Backend;
+use testkit::*;
 
 /// Periodic probes every 5 s with `fall = 3`: the periodic path alone would need several
 /// seconds, and its failure reason would be plain `connection refused`.
@@ -132,8 +128,16 @@ fn hold_false_keeps_the_periodic_probe() {
     let probe =
         "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"100ms\"\nhold = false\n";
     let server = start(&[a.member(), b.member()], probe);
-    std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(b.open_connections(), 0, "no connection is held");
+    // Three probe connections (a held connection would be the only one), each closed after.
+    assert!(
+        eventually(Duration::from_secs(10), || b.accepted() >= 3),
+        "periodic probes: {} connections",
+        b.accepted()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || b.open_connections() == 0),
+        "no connection is held"
+    );
     let b_address = b.kill();
     assert!(
         wait_until(Duration::from_secs(5), || a_sorted(server.addr(), API)
@@ -212,27 +216,6 @@ fn http_start(members: &[String], probe: &str) -> TestServer {
     TestServer::start(spec)
 }
 
-fn member_status(server: &TestServer, port: u16) -> serde_json::Value {
-    let (status, body) = http_get(server.http.expect("http endpoint"), "/status");
-    assert_eq!(status, 200);
-    let json: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
-    json["zones"][0]["pools"][0]["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .find(|m| m["port"] == port)
-        .cloned()
-        .expect("member listed")
-}
-
-fn metric(server: &TestServer, series: &str) -> Option<f64> {
-    let (_, metrics) = http_get(server.http.expect("http endpoint"), "/metrics");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series))
-        .and_then(|value| value.trim().parse().ok())
-}
-
 #[test]
 fn the_signal_that_took_a_member_down_is_in_status_and_metrics() {
     let a = Backend::start("127.0.66.1");
@@ -245,7 +228,7 @@ fn the_signal_that_took_a_member_down_is_in_status_and_metrics() {
     );
 
     // A closed port: refused at the first probe; nothing was detected, as it was never up.
-    let refused = member_status(&server, closed_address.port());
+    let refused = member_status(&server, closed_address);
     assert_eq!(refused["down_signal"], "refused", "{refused}");
     assert!(refused["detection_ms"].is_null(), "{refused}");
     let series = |address: std::net::SocketAddr, signal: &str| {
@@ -262,14 +245,12 @@ fn the_signal_that_took_a_member_down_is_in_status_and_metrics() {
     assert!(wait_until(Duration::from_secs(3), || b.open_connections() == 1).is_some());
     let b_address = b.kill_with_reset();
     assert!(
-        wait_until(Duration::from_secs(5), || member_status(
-            &server,
-            b_address.port()
-        )["health"]
+        wait_until(Duration::from_secs(5), || member_status(&server, b_address)
+            ["health"]
             == "down")
         .is_some()
     );
-    let reset = member_status(&server, b_address.port());
+    let reset = member_status(&server, b_address);
     assert_eq!(reset["down_signal"], "reset", "{reset}");
     let detection = reset["detection_ms"].as_f64().expect("detection measured");
     assert!(
@@ -286,7 +267,7 @@ fn the_signal_that_took_a_member_down_is_in_status_and_metrics() {
     );
     assert_eq!(metric(&server, &series(a.address, "reset")), None);
     assert_eq!(
-        member_status(&server, a.address.port())["down_signal"],
+        member_status(&server, a.address)["down_signal"],
         serde_json::Value::Null
     );
 }

@@ -2,16 +2,12 @@
 //! queries over UDP sees most answers dropped and some slipped (TC=1, no records), while another
 //! network is answered every time, TCP is never limited, and without `rrl` nothing is limited.
 
-mod common;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-
-const API: &str = "api.k8s.example.com.";
+use testkit::*;
 
 const POOL: &str = r#"
 [pool.api]

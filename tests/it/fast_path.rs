@@ -2,74 +2,9 @@
 //! its message equals the general path's (header, question, records in rotation order, OPT);
 //! and it does answer the shapes it exists for.
 
-use std::sync::Arc;
-
 use apidns::dns::{Transport, fast, respond_general};
-use apidns::health::{Health, MemberStatus};
-use apidns::zone::Snapshot;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, Record};
-
-const ZONE: &str = r#"
-origin = "k8s.example.com."
-records = [
-  { name = "@", type = "NS", value = "ns1" },
-  { name = "ns1", type = "A", value = "192.0.2.53" },
-  { name = "www", type = "A", value = "192.0.2.80" },
-  { name = "alias", type = "CNAME", value = "api" },
-  { name = "sub", type = "NS", value = "ns.sub" },
-  { name = "ns.sub", type = "A", value = "192.0.2.99" },
-]
-[soa]
-mname = "ns1"
-rname = "hostmaster.example.com."
-serial = 7
-minimum = 5
-[pool.api]
-ttl = 5
-members = ["192.0.2.10", "192.0.2.11", "192.0.2.12", "2001:db8::10"]
-[pool.two]
-max_answers = 2
-members = ["192.0.2.20", "192.0.2.21", "192.0.2.22"]
-[pool.v4only]
-members = ["192.0.2.30"]
-[pool.empty]
-all_down = "none"
-members = ["192.0.2.40"]
-[pool.big]
-members = [BIG]
-[pool."x.sub"]
-members = ["192.0.2.50"]
-"#;
-
-fn snapshot() -> Snapshot {
-    // One directory per call: the tests run in parallel and each removes its own.
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("apidns-fast-{}-{call}", std::process::id()));
-    std::fs::create_dir_all(dir.join("zones")).unwrap();
-    std::fs::write(
-        dir.join("apidns.toml"),
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n",
-    )
-    .unwrap();
-    let big: Vec<String> = (1..=60).map(|i| format!("\"198.51.100.{i}\"")).collect();
-    std::fs::write(
-        dir.join("zones/k8s.toml"),
-        ZONE.replace("BIG", &big.join(", ")),
-    )
-    .unwrap();
-    let config = apidns::config::load(&dir.join("apidns.toml")).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    Snapshot::build(&config, |pool, _| {
-        let down = pool.name.to_string().starts_with("empty.");
-        Arc::new(MemberStatus::new(if down {
-            Health::Down
-        } else {
-            Health::Up
-        }))
-    })
-}
 
 /// A query's OPT record: (payload size, version, DO bit, options RDATA).
 type Opt = (u16, u8, bool, Vec<u8>);
@@ -263,7 +198,7 @@ fn is_shifted_by_one(earlier: &[String], later: &[String]) -> bool {
 
 #[test]
 fn fast_answers_equal_general_answers() {
-    let snapshot = snapshot();
+    let snapshot = testkit::snapshot::fast_path();
     let mut answered = 0;
     let mut buffer = Vec::new();
     for (index, shape) in shapes().iter().enumerate() {
@@ -319,7 +254,7 @@ fn fast_answers_equal_general_answers() {
 
 #[test]
 fn fast_path_answers_the_common_shapes_and_declines_the_rest() {
-    let snapshot = snapshot();
+    let snapshot = testkit::snapshot::fast_path();
     let mut buffer = Vec::new();
     let mut ask = |shape: &Shape, transport| {
         fast::answer(&snapshot, &shape.bytes(1), transport, 1232, &mut buffer).is_some()
@@ -383,7 +318,7 @@ fn fast_path_answers_the_common_shapes_and_declines_the_rest() {
 
 #[test]
 fn rotation_is_shared_with_the_general_path() {
-    let snapshot = snapshot();
+    let snapshot = testkit::snapshot::fast_path();
     let mut buffer = Vec::new();
     let query = Shape::new("api.k8s.example.com.", 1).bytes(9);
     let mut firsts = Vec::new();

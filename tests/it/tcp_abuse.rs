@@ -2,8 +2,6 @@
 //! trickle a query in byte by byte, and a client that sends queries but never reads its answers.
 //! Through each, ordinary UDP and TCP queries keep being answered.
 
-mod common;
-
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -11,11 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-
-const API: &str = "api.k8s.example.com.";
+use testkit::*;
 
 fn pool_zone(count: usize) -> String {
     let members: Vec<String> = (1..=count).map(|i| format!("\"127.0.113.{i}\"")).collect();
