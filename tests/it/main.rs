@@ -5,6 +5,7 @@
 mod blackhole;
 mod cli;
 mod dns;
+mod docs;
 mod fast_path;
 mod haproxy;
 mod health;
