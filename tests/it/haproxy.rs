@@ -712,16 +712,16 @@ fn haproxy_follows_the_address_records() {
     scenario.haproxy.assert_same_process();
 }
 
-/// README.md shows the configuration these tests run, for a node, and it is a valid HAProxy
-/// configuration.
+/// docs/haproxy.md shows the configuration these tests run, for a node, and it is a valid
+/// HAProxy configuration.
 #[test]
 fn readme_shows_the_tested_configuration() {
     let config = Site::node().config();
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("read README.md");
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/haproxy.md");
+    let page = std::fs::read_to_string(&page).expect("read docs/haproxy.md");
     assert!(
-        readme.contains(&format!("```haproxy\n{config}```\n")),
-        "README.md should show this configuration in a ```haproxy block:\n{config}"
+        page.contains(&format!("```haproxy\n{config}```\n")),
+        "docs/haproxy.md should show this configuration in a ```haproxy block:\n{config}"
     );
     require(haproxy_binary(), "haproxy", "-v");
     let dir = TempDir::new("haproxy-check");

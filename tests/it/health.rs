@@ -43,6 +43,12 @@ fn killed_member_leaves_and_returns_with_default_settings() {
     let all = sorted(vec![a.ip(), b.ip(), c.ip()]);
     assert_eq!(a_sorted(server.addr(), API), all);
 
+    // The held connection must be accepted before the kill: one still in the listener's queue
+    // is reset by the kernel when the listener closes, which is a different signal.
+    assert!(
+        eventually(Duration::from_secs(5), || b.accepted() >= 1),
+        "the held connection to b was never accepted"
+    );
     let b_address = b.kill();
     // fall × interval + timeout = 2 × 1s + 0.5s, plus a generous margin for a loaded machine.
     let gone = wait_until(Duration::from_secs(6), || {
