@@ -42,12 +42,3 @@ pub use load::{load, parse_main_text, parse_zone_text};
 pub use model::*;
 pub use summary::summary;
 pub use tls::{ClientIdentity, TlsClient, Trust};
-pub use zone_file::MemberNameError;
-
-/// The name a member added at run time gets: `ip-192-0-2-10.<domain>`.
-pub fn generated_member_host(
-    address: std::net::SocketAddr,
-    domain: &hickory_proto::rr::Name,
-) -> Result<hickory_proto::rr::Name, MemberNameError> {
-    zone_file::generated_host(address, domain)
-}

@@ -62,8 +62,8 @@ pub fn summary(config: &Config) -> String {
                 pool.name,
                 pool.ttl,
                 pool.all_down.as_str(),
-                pool.min_up,
-                pool.max_answers,
+                pool.min_up(),
+                pool.max_answers(),
                 format_duration(probe.interval),
                 format_duration(probe.timeout),
                 probe.rise,
@@ -75,7 +75,7 @@ pub fn summary(config: &Config) -> String {
                 ""
             };
             let _ = writeln!(out, "    probe {}{held}", describe_probe(&probe.kind));
-            for member in &pool.members {
+            for member in pool.members() {
                 let _ = writeln!(
                     out,
                     "    member {} ({}, weight {}, priority {})",

@@ -128,7 +128,7 @@ impl Answer<'_> {
                 .find(|candidate| Arc::ptr_eq(&candidate.label, zone))?;
             return self.negative(zone, ResponseCode::NoError, out);
         }
-        let count = records.count().min(pool.config.max_answers);
+        let count = records.count().min(pool.config.max_answers());
         let answers_len = records.window(0, count).len();
         if HEADER_LEN + self.question.wire.len() + answers_len + self.opt_len() > self.limit {
             return None; // Truncation is the general path's business.

@@ -45,11 +45,11 @@ pub async fn publish_changes(
                     info!(pool = %name, up = live.up, members, "pool answers the members that are up")
                 }
                 LiveState::AllAnswered if previous != Some(LiveState::AllAnswered) => warn!(
-                    pool = %name, up = live.up, members, min_up = pool.config.min_up,
+                    pool = %name, up = live.up, members, min_up = pool.config.min_up(),
                     "too few members up: answering with every member (all_down = \"all\")"
                 ),
                 LiveState::NoneAnswered if previous != Some(LiveState::NoneAnswered) => warn!(
-                    pool = %name, up = live.up, members, min_up = pool.config.min_up,
+                    pool = %name, up = live.up, members, min_up = pool.config.min_up(),
                     "too few members up: answering NODATA (all_down = \"none\")"
                 ),
                 _ => {}

@@ -63,7 +63,7 @@ impl Probers {
         let mut previous: HashMap<MemberKey, Arc<MemberStatus>> = HashMap::new();
         let mut wanted: HashMap<MemberKey, ProbeSettings> = HashMap::new();
         for pool in config.zones.iter().flat_map(|zone| &zone.pools) {
-            for member in pool.members.iter().map(|m| m.address) {
+            for member in pool.members().iter().map(|m| m.address) {
                 wanted.insert((pool.name.clone(), member), pool.probe.clone());
             }
         }

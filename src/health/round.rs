@@ -22,7 +22,7 @@ pub async fn probe_round(config: &Config) -> Vec<RoundResult> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut order = Vec::new();
     for pool in config.zones.iter().flat_map(|zone| &zone.pools) {
-        for member in pool.members.iter().map(|m| m.address) {
+        for member in pool.members().iter().map(|m| m.address) {
             let index = order.len();
             order.push((pool.name.clone(), member));
             let settings = pool.probe.clone();
@@ -82,7 +82,7 @@ pub fn round_table(config: &Config, results: &[RoundResult]) -> (String, bool) {
             out,
             "pool {}: {up} of {} members up",
             pool.name,
-            pool.members.len()
+            pool.members().len()
         );
         every_pool_up &= up > 0;
     }

@@ -34,6 +34,10 @@ pub fn status(snapshot: &Snapshot, ready: bool) -> Value {
                                 "port": member.address.port(),
                                 "health": member.status.health().as_str(),
                                 "drained": member.is_drained(&pool.config),
+                                "source": pool
+                                    .config
+                                    .member(member.address.ip())
+                                    .map(|configured| configured.source.as_str()),
                                 "answered": is_answered(&live, member.address.ip()),
                                 "since": unix(report.since),
                                 "for_seconds": age(report.since),
@@ -55,7 +59,7 @@ pub fn status(snapshot: &Snapshot, ready: bool) -> Value {
                         "name": pool.config.name.to_string(),
                         "ttl": pool.config.ttl,
                         "all_down": pool.config.all_down.as_str(),
-                        "min_up": pool.config.min_up,
+                        "min_up": pool.config.min_up(),
                         "state": match live.state {
                             LiveState::Healthy => "healthy",
                             LiveState::AllAnswered => "too few up: answering all",

@@ -28,13 +28,13 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
 use tracing::{error, warn};
 
-use crate::config::{Config, Member, PoolConfig};
+use crate::config::{Config, MemberSource, PoolConfig, PoolRuleError};
 
 /// The journal's file name inside `state_dir`.
 pub const JOURNAL_FILE: &str = "journal";
@@ -145,15 +145,6 @@ pub enum EntryError {
     File(String),
     #[error("\"{0}\" is not at=SECONDS")]
     At(String),
-}
-
-/// Why a member cannot be added or removed.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error("{address} is the last member of {pool}; a pool needs at least one")]
-    LastMember { address: IpAddr, pool: Name },
-    #[error("no member name for {address}: {reason}")]
-    MemberName { address: SocketAddr, reason: String },
 }
 
 /// FNV-1a, 64 bits: enough to notice a damaged line, with no dependency.
@@ -323,7 +314,7 @@ pub fn overlay(base: &Config, entries: &[Entry]) -> (Config, Vec<Entry>, Vec<Str
             continue;
         };
         let file_lists = base_pool
-            .members
+            .members()
             .iter()
             .any(|member| member.address.ip() == entry.address);
         if file_lists != entry.file_listed {
@@ -339,62 +330,34 @@ pub fn overlay(base: &Config, entries: &[Entry]) -> (Config, Vec<Entry>, Vec<Str
         let Some(pool) = find_pool_mut(&mut config, &entry.pool) else {
             continue;
         };
-        if apply(pool, entry.operation, entry.address).is_ok() {
-            kept.push(entry.clone());
-        } else {
-            superseded.push(format!(
+        match apply(pool, entry.operation, entry.address) {
+            Ok(_) => kept.push(entry.clone()),
+            Err(PoolRuleError::LastMember { .. }) => superseded.push(format!(
                 "journal entry {number} (remove {} at {}) is not applied: it would leave the pool without members",
                 entry.address, entry.pool
-            ));
+            )),
+            Err(error) => superseded.push(format!(
+                "journal entry {number} ({} {} at {}) is not applied: {error}",
+                entry.operation.as_str(),
+                entry.address,
+                entry.pool
+            )),
         }
     }
     (config, kept, superseded)
 }
 
-/// Adds or removes one member. `Ok(true)` when the pool changed; an error when the change is not
-/// allowed (removing the last member).
+/// Adds or removes one member through the pool's own methods, which keep its rules (never
+/// the last member removed; `max_answers` and `min_up` following the member count).
+/// `Ok(true)` when the pool changed.
 pub fn apply(
     pool: &mut PoolConfig,
     operation: Operation,
     address: IpAddr,
-) -> Result<bool, ApplyError> {
-    let present = pool.members.iter().any(|m| m.address.ip() == address);
+) -> Result<bool, PoolRuleError> {
     match operation {
-        Operation::Add if present => Ok(false),
-        Operation::Add => {
-            let socket = SocketAddr::new(address, pool.new_member.port);
-            let host = crate::config::generated_member_host(socket, &pool.new_member.domain)
-                .map_err(|reason| ApplyError::MemberName {
-                    address: socket,
-                    reason: reason.to_string(),
-                })?;
-            pool.members.push(Member {
-                address: socket,
-                host,
-                weight: pool.new_member.weight,
-                priority: pool.new_member.priority,
-            });
-            if pool.new_member.max_answers_follows_members {
-                pool.max_answers = pool.members.len();
-            }
-            Ok(true)
-        }
-        Operation::Remove if !present => Ok(false),
-        Operation::Remove => {
-            if pool.members.len() == 1 {
-                return Err(ApplyError::LastMember {
-                    address,
-                    pool: pool.name.clone(),
-                });
-            }
-            pool.members.retain(|m| m.address.ip() != address);
-            pool.drain.retain(|ip| *ip != address);
-            if pool.new_member.max_answers_follows_members {
-                pool.max_answers = pool.members.len();
-            }
-            pool.min_up = pool.min_up.min(pool.members.len());
-            Ok(true)
-        }
+        Operation::Add => pool.add_member(address, MemberSource::Update),
+        Operation::Remove => pool.remove_member(address),
     }
 }
 

@@ -50,7 +50,7 @@ pub fn plan(message: &Message, zone: &Zone) -> Result<Vec<Change>, ResponseCode>
         }
         if operation == Operation::Add {
             // The new member's generated name must not land on a name the zone already uses.
-            let host = pool.members.last().map(|member| member.host.clone());
+            let host = pool.members().last().map(|member| member.host.clone());
             if let Some(host) = host
                 && zone.config.records.iter().any(|record| record.name == host)
             {

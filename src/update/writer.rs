@@ -206,7 +206,7 @@ impl<A: Apply> Writer<A> {
         let mut entries = self.journal.entries.clone();
         for change in changes {
             let file_listed = journal::find_pool(&self.base, &change.pool).is_some_and(|pool| {
-                pool.members
+                pool.members()
                     .iter()
                     .any(|m| m.address.ip() == change.address)
             });

@@ -34,7 +34,7 @@ impl PoolMember {
 
     /// Drained by the configuration or at run time.
     pub fn is_drained(&self, config: &PoolConfig) -> bool {
-        self.status.is_drained() || config.drain.contains(&self.address.ip())
+        self.status.is_drained() || config.drain().contains(&self.address.ip())
     }
 
     /// Its address record, owned by `owner`.
@@ -242,7 +242,7 @@ impl Pool {
         } else {
             counter.fetch_add(1, Ordering::Relaxed) % items.len()
         };
-        let count = items.len().min(self.config.max_answers);
+        let count = items.len().min(self.config.max_answers());
         items.iter().cycle().skip(start).take(count)
     }
 }
@@ -260,7 +260,7 @@ fn build_live_set(config: &PoolConfig, members: &[PoolMember]) -> LiveSet {
         .filter(|member| member.status.health() == Health::Up)
         .collect();
     let up = live.len();
-    let too_few = up == 0 || up < config.min_up;
+    let too_few = up == 0 || up < config.min_up();
     let (state, answered): (LiveState, Vec<&PoolMember>) = match (too_few, config.all_down) {
         (false, _) => (LiveState::Healthy, live),
         (true, AllDown::All) => (LiveState::AllAnswered, serving),
@@ -317,7 +317,7 @@ fn build_live_set(config: &PoolConfig, members: &[PoolMember]) -> LiveSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProbeSettings;
+    use crate::config::{MemberSource, PoolParts, ProbeSettings};
 
     fn pool(members: &[(&str, Health)], all_down: AllDown, min_up: usize) -> Pool {
         let members: Vec<PoolMember> = members
@@ -334,11 +334,12 @@ mod tests {
                     .unwrap(),
                     weight: 10,
                     priority: 0,
+                    source: MemberSource::File,
                 };
                 PoolMember::new(&member, Arc::new(MemberStatus::new(*health)))
             })
             .collect();
-        let config = PoolConfig {
+        let config = PoolConfig::new(PoolParts {
             name: "api.k8s.example.com.".parse().unwrap(),
             ttl: 5,
             members: members
@@ -348,6 +349,7 @@ mod tests {
                     host: m.host.clone(),
                     weight: m.weight,
                     priority: m.priority,
+                    source: MemberSource::File,
                 })
                 .collect(),
             srv_name: "_https._tcp.api.k8s.example.com.".parse().unwrap(),
@@ -363,7 +365,8 @@ mod tests {
                 domain: "api.k8s.example.com.".parse().unwrap(),
                 max_answers_follows_members: false,
             },
-        };
+        })
+        .expect("a valid pool");
         Pool::new(config, members)
     }
 

@@ -260,7 +260,7 @@ impl Zone {
         let mut pools = Vec::with_capacity(config.pools.len());
         for pool_config in &config.pools {
             let members: Vec<PoolMember> = pool_config
-                .members
+                .members()
                 .iter()
                 .map(|member| PoolMember::new(member, status_of(pool_config, member.address)))
                 .collect();

@@ -1,15 +1,18 @@
 //! The checked configuration: types that cannot hold a wrong value. Everything else in apidns reads
 //! these, never the raw file structs.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::{Name, Record};
 
-use super::tls::TlsClient;
+mod pool;
+mod probe;
+
+pub use pool::*;
+pub use probe::*;
 
 /// Default TTL of static records when a zone does not set one.
 pub const DEFAULT_ZONE_TTL: u32 = 300;
@@ -112,127 +115,6 @@ impl RrlSettings {
     pub const DEFAULT_IPV6_PREFIX_LENGTH: u8 = 56;
 }
 
-/// How one pool's members are probed.
-///
-/// Not `Copy`: an HTTPS probe carries its TLS material (in an `Arc`, loaded once). Equality is
-/// what the prober registry compares to decide whether a prober must restart after a reload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeSettings {
-    /// Time between probes in steady state.
-    pub interval: Duration,
-    /// A probe that has not succeeded after this long has failed.
-    pub timeout: Duration,
-    /// Time between probes while a member's state is being confirmed (HAProxy's `fastinter`).
-    pub fast_interval: Duration,
-    /// Consecutive successes that bring a down member up.
-    pub rise: u32,
-    /// Consecutive failures that take an up member down.
-    pub fall: u32,
-    /// What a probe checks: a TCP connection, or an HTTP(S) request's status.
-    pub kind: ProbeKind,
-    /// Keep one connection open to the member and take it down the moment that connection
-    /// closes and a reconnect fails (see `health::held` for TCP, `health::held_https` for
-    /// HTTP(S), which also sends its requests on it).
-    pub hold: bool,
-}
-
-impl ProbeSettings {
-    /// Whether probers hold a connection open.
-    pub fn holds(&self) -> bool {
-        self.hold
-    }
-}
-
-impl Default for ProbeSettings {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_millis(500),
-            fast_interval: Duration::from_millis(200),
-            rise: 2,
-            fall: 2,
-            kind: ProbeKind::Tcp,
-            hold: true,
-        }
-    }
-}
-
-/// The path an HTTP(S) probe requests by default: the API server's readiness endpoint, which
-/// Kubernetes lets anyone read (the `system:public-info-viewer` cluster role binding).
-pub const DEFAULT_PROBE_PATH: &str = "/readyz";
-/// The status an HTTP(S) probe expects by default.
-pub const DEFAULT_EXPECT_STATUS: u16 = 200;
-
-/// What a probe checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeKind {
-    /// Something accepts a TCP connection (closed at once).
-    Tcp,
-    /// A plain HTTP GET answers with the expected status.
-    Http(HttpCheck),
-    /// An HTTPS GET, over a TLS connection whose certificate is verified, answers with the
-    /// expected status.
-    Https(HttpsCheck),
-}
-
-impl ProbeKind {
-    /// The name used in the configuration: `"tcp"`, `"http"` or `"https"`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ProbeKind::Tcp => "tcp",
-            ProbeKind::Http(_) => "http",
-            ProbeKind::Https(_) => "https",
-        }
-    }
-
-    /// The request of an HTTP or HTTPS probe.
-    pub fn http(&self) -> Option<&HttpCheck> {
-        match self {
-            ProbeKind::Tcp => None,
-            ProbeKind::Http(http) => Some(http),
-            ProbeKind::Https(https) => Some(&https.http),
-        }
-    }
-
-    pub fn https(&self) -> Option<&HttpsCheck> {
-        match self {
-            ProbeKind::Https(https) => Some(https),
-            _ => None,
-        }
-    }
-}
-
-/// The request an HTTP(S) probe sends and the answer it wants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpCheck {
-    /// Path and query in origin form, e.g. `/readyz`.
-    pub path: String,
-    /// The status that means ready; anything else is a failure.
-    pub expect_status: u16,
-}
-
-impl Default for HttpCheck {
-    fn default() -> Self {
-        Self {
-            path: DEFAULT_PROBE_PATH.to_string(),
-            expect_status: DEFAULT_EXPECT_STATUS,
-        }
-    }
-}
-
-/// An HTTPS probe: the request, the name the certificate must carry, and the TLS material.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpsCheck {
-    pub http: HttpCheck,
-    /// Sent as SNI and verified against the certificate's subject alternative names. Every
-    /// pool has one (its own DNS name unless `server_name` is set); only the `[probe]` defaults
-    /// may leave it unset.
-    pub server_name: Option<String>,
-    /// Trust anchors, client identity and the rustls configuration, shared by every prober
-    /// that uses them.
-    pub tls: Arc<TlsClient>,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneConfig {
     /// The zone file this came from.
@@ -258,74 +140,4 @@ pub struct Soa {
     /// Negative-caching TTL (RFC 2308): how long resolvers remember NXDOMAIN and NODATA.
     pub minimum: u32,
     pub ttl: u32,
-}
-
-/// One pool member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// The address answered and the port probed (and given in SRV records).
-    pub address: SocketAddr,
-    /// Its host name, answered with its address at all times; the target of its SRV record.
-    /// Members configured without a name get `ip-192-0-2-10`-style names.
-    pub host: Name,
-    pub weight: u16,
-    pub priority: u16,
-}
-
-/// Default SRV weight: above 0, because HAProxy takes a server's weight from the SRV record
-/// and sends nothing to weight 0.
-pub const DEFAULT_SRV_WEIGHT: u16 = 10;
-/// Default service label of a pool's SRV records.
-pub const DEFAULT_SRV_SERVICE: &str = "_https._tcp";
-
-/// What a pool answers when too few members are up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AllDown {
-    /// Answer with every member: the prober may be the one cut off, and clients retry.
-    All,
-    /// Answer NODATA.
-    None,
-}
-
-impl AllDown {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AllDown::All => "all",
-            AllDown::None => "none",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolConfig {
-    /// Absolute, lower-case name answered with the live members, e.g. `api.k8s.example.com.`.
-    pub name: Name,
-    pub ttl: u32,
-    /// Members in configuration order.
-    pub members: Vec<Member>,
-    /// Owner of the pool's SRV records, e.g. `_https._tcp.api.k8s.example.com.`.
-    pub srv_name: Name,
-    pub all_down: AllDown,
-    /// With fewer members up than this, answer as if all were down (0: only when none is up).
-    pub min_up: usize,
-    /// Most addresses in one answer; the rotation still cycles through every live member.
-    pub max_answers: usize,
-    pub probe: ProbeSettings,
-    /// Members taken out of the answers by the operator (still probed and reported).
-    pub drain: Vec<IpAddr>,
-    /// What a member added by a dynamic update takes from the pool.
-    pub new_member: NewMemberDefaults,
-}
-
-/// The pool's defaults for members given as a bare address, kept for members that dynamic
-/// updates add (an A/AAAA record carries only the address).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewMemberDefaults {
-    pub port: u16,
-    pub weight: u16,
-    pub priority: u16,
-    /// Where generated member names (`ip-192-0-2-10`) live.
-    pub domain: Name,
-    /// `max_answers` was not set, so it follows the number of members.
-    pub max_answers_follows_members: bool,
 }

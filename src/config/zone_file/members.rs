@@ -4,31 +4,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use hickory_proto::ProtoError;
 use hickory_proto::rr::Name;
 use toml::Spanned;
 
 use crate::config::error::{ConfigError, Source};
 use crate::config::file::{MemberEntry, MemberTable};
-use crate::config::model::Member;
+use crate::config::model::{Member, MemberSource, generated_member_host as generated_host};
 use crate::config::values::integer_or;
-
-/// A member's address cannot be made into a host name under its domain (the name would be
-/// too long).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot name the member {address}: {reason}")]
-pub struct MemberNameError {
-    address: SocketAddr,
-    reason: ProtoError,
-}
-
-// `update::journal::apply` still reports its errors as text; this lets it keep using `?` until
-// it has an error type of its own.
-impl From<MemberNameError> for String {
-    fn from(error: MemberNameError) -> Self {
-        error.to_string()
-    }
-}
 
 /// What a member takes from its pool unless it says otherwise.
 pub(super) struct MemberDefaults<'a> {
@@ -56,6 +38,7 @@ pub(super) fn parse_member_entry(
                     .map_err(|error| source.error(entry.span(), field, error))?,
                 weight: defaults.weight,
                 priority: defaults.priority,
+                source: MemberSource::File,
             });
         }
         MemberEntry::Table(table) => table,
@@ -83,6 +66,7 @@ pub(super) fn parse_member_entry(
             0..=65535,
             defaults.priority,
         )?,
+        source: MemberSource::File,
     })
 }
 
@@ -162,14 +146,6 @@ fn member_host(
 }
 
 /// `ip-192-0-2-10.<domain>` for a member configured without a name.
-pub(crate) fn generated_host(address: SocketAddr, domain: &Name) -> Result<Name, MemberNameError> {
-    let label = format!("ip-{}", address.ip().to_string().replace(['.', ':'], "-"));
-    Name::from_ascii(&label)
-        .and_then(|name| name.append_domain(domain))
-        .map(|name| name.to_lowercase())
-        .map_err(|reason| MemberNameError { address, reason })
-}
-
 /// `"192.0.2.10"`, `"192.0.2.10:6443"`, `"2001:db8::10"` or `"[2001:db8::10]:6443"`.
 pub(super) fn parse_member(text: &str, default_port: u16) -> Option<SocketAddr> {
     let text = text.trim();
@@ -193,20 +169,24 @@ mod tests {
         let pool = &zone.pools[0];
         assert_eq!(pool.srv_name.to_string(), "_kube._tcp.api.k8s.example.com.");
         assert_eq!(
-            pool.members[0].host.to_string(),
+            pool.members()[0].host.to_string(),
             "cp1.nodes.k8s.example.com."
         );
         assert_eq!(
-            pool.members[1].host, pool.members[0].host,
+            pool.members()[1].host,
+            pool.members()[0].host,
             "a dual-stack node"
         );
         assert_eq!(
-            pool.members[1].address,
+            pool.members()[1].address,
             "[2001:db8::10]:7443".parse().unwrap()
         );
-        assert_eq!((pool.members[0].weight, pool.members[1].weight), (20, 5));
         assert_eq!(
-            pool.members[2].host.to_string(),
+            (pool.members()[0].weight, pool.members()[1].weight),
+            (20, 5)
+        );
+        assert_eq!(
+            pool.members()[2].host.to_string(),
             "ip-192-0-2-11.nodes.k8s.example.com."
         );
     }

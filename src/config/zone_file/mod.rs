@@ -18,9 +18,6 @@ mod update_policy;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-pub use members::MemberNameError;
-pub(crate) use members::generated_host;
-
 use super::error::{ConfigError, Source};
 use super::file::ZoneFile;
 use super::model::{DEFAULT_ZONE_TTL, ProbeSettings, ZoneConfig};

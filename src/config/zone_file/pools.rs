@@ -14,7 +14,7 @@ use crate::config::error::{ConfigError, Source};
 use crate::config::file::{PoolSection, ZoneFile};
 use crate::config::model::{
     AllDown, DEFAULT_POOL_PORT, DEFAULT_POOL_TTL, DEFAULT_SRV_SERVICE, DEFAULT_SRV_WEIGHT, Member,
-    NewMemberDefaults, PoolConfig, ProbeSettings,
+    NewMemberDefaults, PoolConfig, PoolParts, ProbeSettings,
 };
 use crate::config::probe_kind::PoolName;
 use crate::config::probe_settings::probe_settings;
@@ -95,7 +95,9 @@ fn parse_pool(
         0..=MAX_TTL,
         DEFAULT_POOL_TTL,
     )?;
-    Ok(PoolConfig {
+    // The steps above report a broken rule with its file, line and field; the pool's own
+    // check below is the same rule kept in the type, so it cannot fail here.
+    PoolConfig::new(PoolParts {
         name,
         srv_name,
         ttl,
@@ -107,6 +109,7 @@ fn parse_pool(
         drain,
         new_member,
     })
+    .map_err(|error| source.error(key.span(), prefix, error))
 }
 
 /// What a member takes from the pool unless it says otherwise: port, SRV weight and priority,
@@ -341,7 +344,7 @@ fn check_pool_names(
             record.record_type()
         ));
     }
-    for member in &pool.members {
+    for member in pool.members() {
         if let Some(record) = records.iter().find(|r| r.name == member.host) {
             return clash(format!(
                 "member name {} (for {}) already has a static {} record; name the member differently or set member_domain",
@@ -354,7 +357,7 @@ fn check_pool_names(
             return clash(format!("member name {} is also a pool name", member.host));
         }
         for other in earlier {
-            if let Some(twin) = other.members.iter().find(|m| {
+            if let Some(twin) = other.members().iter().find(|m| {
                 m.host == member.host
                     && m.address.ip() != member.address.ip()
                     && m.address.is_ipv4() == member.address.is_ipv4()
@@ -407,27 +410,36 @@ mod tests {
         assert_eq!(zone.soa.mname.to_string(), "ns1.k8s.example.com.");
         let pool = &zone.pools[0];
         assert_eq!(pool.name.to_string(), "api.k8s.example.com.");
-        assert_eq!(pool.members[0].address, "192.0.2.10:6443".parse().unwrap());
-        assert_eq!(pool.members[1].address, "192.0.2.11:7443".parse().unwrap());
         assert_eq!(
-            pool.members[2].address,
+            pool.members()[0].address,
+            "192.0.2.10:6443".parse().unwrap()
+        );
+        assert_eq!(
+            pool.members()[1].address,
+            "192.0.2.11:7443".parse().unwrap()
+        );
+        assert_eq!(
+            pool.members()[2].address,
             "[2001:db8::10]:6443".parse().unwrap()
         );
         assert_eq!(
-            pool.members[0].host.to_string(),
+            pool.members()[0].host.to_string(),
             "ip-192-0-2-10.api.k8s.example.com."
         );
         assert_eq!(
-            pool.members[2].host.to_string(),
+            pool.members()[2].host.to_string(),
             "ip-2001-db8--10.api.k8s.example.com."
         );
         assert_eq!(
             pool.srv_name.to_string(),
             "_https._tcp.api.k8s.example.com."
         );
-        assert_eq!((pool.members[0].weight, pool.members[0].priority), (10, 0));
         assert_eq!(
-            (pool.ttl, pool.max_answers, pool.all_down),
+            (pool.members()[0].weight, pool.members()[0].priority),
+            (10, 0)
+        );
+        assert_eq!(
+            (pool.ttl, pool.max_answers(), pool.all_down),
             (5, 3, AllDown::All)
         );
     }
