@@ -1,97 +1,19 @@
 //! The `apidns` command: parses the command line and hands over to the library.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use apidns::config::{Config, ConfigError};
-use apidns::logging::{self, LogFormat};
+use apidns::logging;
 
-/// Authoritative DNS for a Kubernetes API server name: answers it with the API servers that are
-/// up right now, rotated on every query, with a low TTL.
-#[derive(Parser)]
-#[command(
-    version,
-    after_help = "Example:\n  apidns serve --config apidns.toml\n  dig @127.0.0.1 -p 5353 api.k8s.example.com A"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+mod cli;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Serve DNS on the configured addresses until SIGINT or SIGTERM.
-    #[command(
-        after_help = "Example:\n  apidns serve --config /etc/apidns/apidns.toml --log-format json"
-    )]
-    Serve {
-        /// The main configuration file; zone files are read from its `zones` directory.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Log as human-readable text or as one JSON object per line.
-        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-        log_format: LogFormat,
-        /// Log level or filter directives (RUST_LOG, when set, takes precedence).
-        #[arg(long, default_value = "info")]
-        log_level: String,
-        /// Log every query (client, name, type, rcode), or with a number N one query in N.
-        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1")]
-        query_log: Option<u64>,
-    },
-    /// Probe every pool member once and print the results; exit status 0 when every pool has
-    /// at least one member up. Useful when setting up a node.
-    #[command(after_help = "Example:\n  apidns probe --config apidns.toml")]
-    Probe {
-        #[arg(long, short)]
-        config: PathBuf,
-    },
-    /// Take a member out of the answers now (the running daemon's admin endpoint does it);
-    /// it is still probed and shown in /status. Lasts until `undrain` or a restart.
-    #[command(
-        after_help = "Example:\n  apidns drain --config apidns.toml api.k8s.example.com 192.0.2.11"
-    )]
-    Drain {
-        #[arg(long, short)]
-        config: PathBuf,
-        /// The pool's name, e.g. api.k8s.example.com
-        pool: String,
-        /// The member's address (optionally with its port)
-        member: String,
-    },
-    /// Put a drained member back into the answers.
-    #[command(
-        after_help = "Example:\n  apidns undrain --config apidns.toml api.k8s.example.com 192.0.2.11"
-    )]
-    Undrain {
-        #[arg(long, short)]
-        config: PathBuf,
-        pool: String,
-        member: String,
-    },
-    /// Validate the configuration and print a summary; exit status 1 when it is invalid.
-    #[command(after_help = "Example:\n  apidns check --config apidns.toml")]
-    Check {
-        #[arg(long, short)]
-        config: PathBuf,
-    },
-}
-
-impl Command {
-    /// The configuration file every subcommand reads.
-    fn config_path(&self) -> &Path {
-        match self {
-            Command::Serve { config, .. }
-            | Command::Probe { config }
-            | Command::Drain { config, .. }
-            | Command::Undrain { config, .. }
-            | Command::Check { config } => config,
-        }
-    }
-}
+use cli::status::{Status, StatusError, Verdict};
+use cli::{Cli, Command};
 
 /// Why a command failed; reported once, by [`main`].
 #[derive(Debug, thiserror::Error)]
@@ -110,13 +32,40 @@ enum Failure {
     AdminRefused { status: u16, body: String },
     #[error(transparent)]
     Start(#[from] apidns::app::StartError),
+    #[error("{}: [server] http is not set, so there is no endpoint to ask for the status", .0.display())]
+    NoStatusEndpoint(PathBuf),
+    #[error("{0} (the daemon's HTTP endpoint, [server] http in {1}); is apidns running?")]
+    Unreachable(apidns::http::client::ClientError, PathBuf),
+    #[error("apidns at http://{address}/status answered {status}: {body}")]
+    StatusRefused {
+        address: std::net::SocketAddr,
+        status: u16,
+        body: String,
+    },
+    #[error(transparent)]
+    StatusDocument(#[from] StatusError),
+    #[error("cannot write to standard output: {0}")]
+    Output(std::io::Error),
+    /// Some pool has no member up; `status` has printed it.
+    #[error("")]
+    PoolDown,
     /// The command has said what went wrong already (e.g. a pool is down in `probe`'s table).
     #[error("")]
     Reported,
 }
 
 fn main() -> ExitCode {
-    let command = Cli::parse().command;
+    let Cli { config, command } = Cli::parse();
+    if let Command::Generate { what } = &command {
+        // Made from the definitions alone: no configuration needed.
+        let written = cli::generate::generate(what, &mut std::io::stdout().lock());
+        return match written {
+            // `apidns generate man | head` is not a failure.
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(error) => report(&Failure::Output(error), false),
+        };
+    }
     // `serve` logs through tracing, so its log starts first: its errors, the configuration's
     // among them, go where an operator reads the daemon's log.
     let logs = match &command {
@@ -130,9 +79,9 @@ fn main() -> ExitCode {
         },
         _ => false,
     };
-    let result = apidns::config::load(command.config_path())
+    let result = apidns::config::load(&config)
         .map_err(Failure::from)
-        .and_then(|config| run(command, config));
+        .and_then(|loaded| run(command, config, loaded));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => report(&failure, logs),
@@ -140,29 +89,36 @@ fn main() -> ExitCode {
 }
 
 /// Reports `failure`, on the log when `serve` has started it, else on stderr.
+/// The exit status is 1 for every failure but one: `status` exits 2 when it cannot ask the
+/// daemon at all, so that a script can tell "a pool is down" from "apidns is not running".
 fn report(failure: &Failure, logs: bool) -> ExitCode {
     match failure {
-        Failure::Reported => {}
+        Failure::Reported | Failure::PoolDown => {}
         failure if logs => error!("{failure}"),
         failure => eprintln!("error: {failure}"),
     }
-    ExitCode::FAILURE
+    match failure {
+        Failure::NoStatusEndpoint(_)
+        | Failure::Unreachable(..)
+        | Failure::StatusRefused { .. }
+        | Failure::StatusDocument(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
 }
 
-fn run(command: Command, config: Config) -> Result<(), Failure> {
+fn run(command: Command, path: PathBuf, config: Config) -> Result<(), Failure> {
     match command {
-        Command::Check { .. } => {
+        Command::Check => {
             print!("{}", apidns::config::summary(&config));
             Ok(())
         }
-        Command::Probe { .. } => probe(&config),
+        Command::Probe => probe(&config),
+        Command::Status { json } => status(&config, json),
         Command::Drain { pool, member, .. } => drain(&config, &pool, &member, true),
         Command::Undrain { pool, member, .. } => drain(&config, &pool, &member, false),
-        Command::Serve {
-            config: path,
-            query_log,
-            ..
-        } => serve(path, config, query_log.unwrap_or(0)),
+        Command::Serve { query_log, .. } => serve(path, config, query_log.unwrap_or(0)),
+        // Answered in `main` before any configuration is read.
+        Command::Generate { .. } => Ok(()),
     }
 }
 
@@ -182,6 +138,34 @@ fn drain(config: &Config, pool: &str, member: &str, drain: bool) -> Result<(), F
             status,
             body: body.trim().to_string(),
         }),
+    }
+}
+
+/// Asks the daemon for its /status and prints it as tables (or JSON).
+fn status(config: &Config, json: bool) -> Result<(), Failure> {
+    let address = config
+        .server
+        .http
+        .ok_or_else(|| Failure::NoStatusEndpoint(config.path.clone()))?;
+    let (code, body) = apidns::http::client::get(address, "/status")
+        .map_err(|error| Failure::Unreachable(error, config.path.clone()))?;
+    if code != 200 {
+        let body = body.trim().to_string();
+        return Err(Failure::StatusRefused {
+            address,
+            status: code,
+            body,
+        });
+    }
+    let status = Status::parse(&body)?;
+    if json {
+        println!("{}", status.json());
+    } else {
+        print!("{}", status.table(std::time::SystemTime::now()));
+    }
+    match status.verdict() {
+        Verdict::EveryPoolUp => Ok(()),
+        Verdict::SomePoolDown => Err(Failure::PoolDown),
     }
 }
 

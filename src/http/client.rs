@@ -1,5 +1,5 @@
-//! The few lines of HTTP/1.1 that `apidns drain` and `apidns undrain` need to reach a running
-//! daemon's admin endpoint: one request, `Connection: close`, read to the end.
+//! The few lines of HTTP/1.1 that `apidns status`, `drain` and `undrain` need to reach a running
+//! daemon's HTTP endpoint: one request, `Connection: close`, read to the end.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -27,6 +27,20 @@ pub fn post(
     path_and_query: &str,
     token: Option<&str>,
 ) -> Result<(u16, String), ClientError> {
+    request("POST", address, path_and_query, token)
+}
+
+/// Sends `GET path` to `address` and returns the status code and body.
+pub fn get(address: SocketAddr, path_and_query: &str) -> Result<(u16, String), ClientError> {
+    request("GET", address, path_and_query, None)
+}
+
+fn request(
+    method: &str,
+    address: SocketAddr,
+    path_and_query: &str,
+    token: Option<&str>,
+) -> Result<(u16, String), ClientError> {
     let timeout = Duration::from_secs(5);
     let mut stream = TcpStream::connect_timeout(&address, timeout)
         .map_err(|source| ClientError::Connect { address, source })?;
@@ -36,7 +50,7 @@ pub fn post(
         .map(|token| format!("Authorization: Bearer {token}\r\n"))
         .unwrap_or_default();
     let request = format!(
-        "POST {path_and_query} HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())
