@@ -70,6 +70,10 @@ fn black_holed_member_leaves(probe: &str, held: bool) -> Duration {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_netns),
+    ignore = "needs root and iproute2 (ip netns): as root, cargo test --test it blackhole::"
+)]
 fn held_connection_notices_a_black_hole() {
     // Default probe settings: interval 1 s, timeout 500 ms, held connection.
     let gone = black_holed_member_leaves("", true);
@@ -78,6 +82,10 @@ fn held_connection_notices_a_black_hole() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_netns),
+    ignore = "needs root and iproute2 (ip netns): as root, cargo test --test it blackhole::"
+)]
 fn periodic_probes_notice_a_black_hole() {
     black_holed_member_leaves("hold = false\n", false);
 }

@@ -684,6 +684,10 @@ fn follow_apidns(discovery: Discovery, prefix: &str) -> Scenario {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_haproxy),
+    ignore = "needs haproxy and curl: apt-get install haproxy curl, then cargo test --test it haproxy::"
+)]
 fn haproxy_follows_the_srv_records() {
     let mut scenario = follow_apidns(Discovery::Srv, "127.0.50");
 
@@ -707,6 +711,10 @@ fn haproxy_follows_the_srv_records() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_haproxy),
+    ignore = "needs haproxy and curl: apt-get install haproxy curl, then cargo test --test it haproxy::"
+)]
 fn haproxy_follows_the_address_records() {
     let mut scenario = follow_apidns(Discovery::Address, "127.0.51");
     scenario.haproxy.assert_same_process();
@@ -715,6 +723,10 @@ fn haproxy_follows_the_address_records() {
 /// docs/haproxy.md shows the configuration these tests run, for a node, and it is a valid
 /// HAProxy configuration.
 #[test]
+#[cfg_attr(
+    not(apidns_has_haproxy),
+    ignore = "needs haproxy and curl: apt-get install haproxy curl, then cargo test --test it haproxy::"
+)]
 fn readme_shows_the_tested_configuration() {
     let config = Site::node().config();
     let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/haproxy.md");

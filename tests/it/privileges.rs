@@ -42,15 +42,13 @@ fn is_root() -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_is_root),
+    ignore = "needs root (dropping privileges): as root, cargo test --test it privileges::"
+)]
 fn root_drops_to_the_configured_user_on_every_thread() {
-    if !is_root() {
-        eprintln!("skipping: needs root (CI runs the tests as root)");
-        return;
-    }
-    let Some(nobody) = uid_of("nobody") else {
-        eprintln!("skipping: no user nobody");
-        return;
-    };
+    assert!(is_root(), "built as root but run as another user");
+    let nobody = uid_of("nobody").expect("a user named nobody (every Debian system has one)");
     let mut spec = ServerSpec::zone(&format!("{ZONE_HEAD}{POOL}"));
     spec.server_extra = "user = \"nobody\"".to_string();
     let server = TestServer::start(spec);

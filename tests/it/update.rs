@@ -97,6 +97,10 @@ fn ip(address: &str) -> IpAddr {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_nsupdate),
+    ignore = "needs nsupdate: apt-get install bind9-dnsutils, then cargo test --test it update::"
+)]
 fn nsupdate_adds_a_probed_member_and_deletes_one() {
     let port = free_port();
     let first = Backend::start_at(SocketAddr::new(ip("127.0.0.41"), port));
@@ -149,6 +153,10 @@ fn nsupdate_adds_a_probed_member_and_deletes_one() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_nsupdate),
+    ignore = "needs nsupdate: apt-get install bind9-dnsutils, then cargo test --test it update::"
+)]
 fn failed_prerequisites_change_nothing() {
     let port = free_port();
     let _first = Backend::start_at(SocketAddr::new(ip("127.0.0.44"), port));
@@ -192,6 +200,10 @@ fn failed_prerequisites_change_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_nsupdate),
+    ignore = "needs nsupdate: apt-get install bind9-dnsutils, then cargo test --test it update::"
+)]
 fn wrong_key_unsigned_other_zones_and_other_records_are_refused() {
     let port = free_port();
     let _first = Backend::start_at(SocketAddr::new(ip("127.0.0.46"), port));
@@ -251,6 +263,10 @@ fn wrong_key_unsigned_other_zones_and_other_records_are_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_nsupdate),
+    ignore = "needs nsupdate: apt-get install bind9-dnsutils, then cargo test --test it update::"
+)]
 fn updates_survive_a_restart_and_kill_9() {
     let port = free_port();
     let _first = Backend::start_at(SocketAddr::new(ip("127.0.0.48"), port));
@@ -286,6 +302,10 @@ fn updates_survive_a_restart_and_kill_9() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_nsupdate),
+    ignore = "needs nsupdate: apt-get install bind9-dnsutils, then cargo test --test it update::"
+)]
 fn a_damaged_journal_is_reported_and_does_not_stop_the_server() {
     let port = free_port();
     let _first = Backend::start_at(SocketAddr::new(ip("127.0.0.50"), port));
@@ -370,6 +390,10 @@ fn a_signature_outside_the_fudge_gets_badtime() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_nsupdate),
+    ignore = "needs nsupdate: apt-get install bind9-dnsutils, then cargo test --test it update::"
+)]
 fn the_most_recent_change_wins_between_files_and_journal() {
     let port = free_port();
     let _first = Backend::start_at(SocketAddr::new(ip("127.0.0.53"), port));
@@ -412,6 +436,10 @@ fn the_most_recent_change_wins_between_files_and_journal() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_nsupdate),
+    ignore = "needs nsupdate: apt-get install bind9-dnsutils, then cargo test --test it update::"
+)]
 fn queries_are_answered_while_an_update_waits_for_its_probe() {
     let port = free_port();
     let first = Backend::start_at(SocketAddr::new(ip("127.0.0.46"), port));
