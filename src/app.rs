@@ -1,5 +1,6 @@
 //! The running daemon: configuration, probers, snapshot, listeners and reloads wired together.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +38,7 @@ pub enum StartError {
     Privileges(#[from] crate::server::PrivilegeError),
     #[error("cannot listen on {address} for HTTP: {source}")]
     Http {
-        address: std::net::SocketAddr,
+        address: SocketAddr,
         source: std::io::Error,
     },
 }
@@ -71,11 +72,6 @@ pub async fn serve(
 
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(address) = config.server.http {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| StartError::Http { address, source })?;
-        let address = listener.local_addr().unwrap_or(address);
-        info!(%address, "http endpoint on /metrics /healthz /readyz /status");
         let state = Arc::new(HttpState {
             snapshot: snapshot.clone(),
             metrics: metrics.clone(),
@@ -83,6 +79,7 @@ pub async fn serve(
             admin_token: config.server.admin_token.clone(),
             changes: probers.announcer(),
         });
+        let listener = open_http(address).await?;
         tasks.spawn(http::serve(listener, state, shutdown.clone()));
     }
 
@@ -106,13 +103,7 @@ pub async fn serve(
     };
     let server = DnsServer::start(&config.server, answerer, shutdown.clone())?;
     crate::server::drop_privileges(config.server.user.as_deref())?;
-    for address in &server.addresses {
-        info!(%address, "listening on udp and tcp");
-    }
-    for pool in snapshot.load().pools() {
-        let live = pool.live();
-        info!(pool = %pool.config.name, up = live.up, members = pool.members.len(), state = ?live.state, "pool ready");
-    }
+    log_ready(&server, &snapshot.load());
     let zones = config.zones.len();
     let members = probers.len();
     let (reloads, reload_requests) = tokio::sync::mpsc::channel(RELOAD_QUEUE);
@@ -141,6 +132,27 @@ pub async fn serve(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Binds the HTTP endpoint (metrics, health, status, admin).
+async fn open_http(address: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Http { address, source })?;
+    let bound = listener.local_addr().unwrap_or(address);
+    info!(address = %bound, "http endpoint on /metrics /healthz /readyz /status");
+    Ok(listener)
+}
+
+/// Says where DNS is served and what each pool answers, once the first probe round is done.
+fn log_ready(server: &DnsServer, snapshot: &Snapshot) {
+    for address in &server.addresses {
+        info!(%address, "listening on udp and tcp");
+    }
+    for pool in snapshot.pools() {
+        let live = pool.live();
+        info!(pool = %pool.config.name, up = live.up, members = pool.members.len(), state = ?live.state, "pool ready");
+    }
 }
 
 /// How the writer puts a configuration in force here (see [`Apply`]): the probers follow it
