@@ -12,5 +12,5 @@ gzip -9n "$assets/apidns.1"
 for shell in bash zsh fish; do
     target/release/apidns generate completions "$shell" > "$assets/apidns.$shell"
 done
-cargo deb --no-build >&2
+cargo deb --no-build --strip >&2
 ls -t target/debian/apidns_*.deb | head -n 1
