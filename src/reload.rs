@@ -104,7 +104,12 @@ impl Reloader {
             return;
         };
         if zones_dir != self.zones_dir || data_files != self.data_files {
-            self.watcher = watch(&self.path, &zones_dir, &data_files, self.file_events.clone());
+            self.watcher = watch(
+                &self.path,
+                &zones_dir,
+                &data_files,
+                self.file_events.clone(),
+            );
             self.zones_dir = zones_dir;
             self.data_files = data_files;
         }

@@ -56,6 +56,9 @@ pub(super) fn read(
         records: Vec::new(),
         soa: None,
     };
+    if let Some((line, message)) = unsupported_syntax(&file.text) {
+        return Err(file.error(Some(line), message.to_string()));
+    }
     let rrsets = parse(&file.text, &file.path, origin).map_err(|error| {
         let line = file.first_entry_where(|run| parse(run, &file.path, origin).is_err());
         file.error(line, format!("not a valid zone file: {error}"))
@@ -70,10 +73,79 @@ pub(super) fn read(
             }
         }
     }
+    file.check_single_cnames()?;
     Ok(file)
 }
 
 impl RecordsFile {
+    /// hickory keeps only the last of two CNAME records at one name (RFC 2136 replacement
+    /// rules), where BIND refuses the zone: find a name whose first CNAME differs from the
+    /// kept one. The search costs parses, so it runs only when the text has more entries that
+    /// mention CNAME than CNAME records came out.
+    fn check_single_cnames(&self) -> Result<(), ConfigError> {
+        let cnames: Vec<&Record> = self
+            .records
+            .iter()
+            .filter(|record| record.record_type() == RecordType::CNAME)
+            .collect();
+        let mentions = entries(&self.text)
+            .iter()
+            .scan(0, |start, entry| {
+                let text = &self.text[*start..entry.end];
+                *start = entry.end;
+                Some(text)
+            })
+            .filter(|text| {
+                text.lines().any(|line| {
+                    line.split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .any(|word| word.eq_ignore_ascii_case("CNAME"))
+                })
+            })
+            .count();
+        if mentions <= cnames.len() {
+            return Ok(());
+        }
+        for kept in cnames {
+            let first = |run: &str| {
+                parse(run, &self.path, &self.origin)
+                    .ok()
+                    .and_then(|rrsets| {
+                        rrsets.into_iter().flatten().find(|other| {
+                            other.record_type() == RecordType::CNAME
+                                && other.name.to_lowercase() == kept.name
+                        })
+                    })
+            };
+            let line = self.first_entry_where(|run| first(run).is_some());
+            let earlier = line
+                .and_then(|line| {
+                    entries(&self.text)
+                        .into_iter()
+                        .find(|e| e.first_line == line)
+                })
+                .and_then(|entry| first(&self.text[..entry.end]));
+            if let Some(earlier) = earlier
+                && qualify_names(earlier.data.clone(), &self.origin)
+                    .ok()
+                    .as_ref()
+                    != Some(&kept.data)
+            {
+                return Err(self.error_at(
+                    kept,
+                    format!(
+                        "{} has two CNAME records (the first on line {}); a name has at most one",
+                        kept.name,
+                        line.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The zone's SOA from the file, when it has one.
     pub(super) fn soa(&self) -> Result<Option<Soa>, ConfigError> {
         let Some(record) = &self.soa else {
@@ -262,6 +334,46 @@ fn entries(text: &str) -> Vec<Entry> {
     entries
 }
 
+/// Where hickory-proto's lexer would read valid RFC 1035 text as other data, refused rather
+/// than served wrong: `\DDD` escapes (decoded as `(d1 << 16) + (d2 << 8) + d3` in quoted strings,
+/// kept as typed in TXT words), and quoted strings inside parentheses (kept with their quotes,
+/// split at spaces). The line of the first, and why.
+fn unsupported_syntax(text: &str) -> Option<(usize, &'static str)> {
+    let (mut line, mut depth) = (1, 0usize);
+    let (mut comment, mut escaped, mut quoted) = (false, false, false);
+    for character in text.chars() {
+        if escaped {
+            if character.is_ascii_digit() {
+                return Some((line, DECIMAL_ESCAPE));
+            }
+            escaped = false;
+        } else if comment {
+        } else if character == '\\' {
+            escaped = true;
+        } else if character == '"' {
+            if depth > 0 {
+                return Some((line, QUOTE_IN_PARENTHESES));
+            }
+            quoted = !quoted;
+        } else if quoted {
+        } else if character == ';' {
+            comment = true;
+        } else if character == '(' {
+            depth += 1;
+        } else if character == ')' {
+            depth = depth.saturating_sub(1);
+        }
+        if character == '\n' {
+            line += 1;
+            comment = false;
+        }
+    }
+    None
+}
+
+const DECIMAL_ESCAPE: &str = "\\DDD escapes are not supported (hickory-proto's zone-file parser misreads them); write the character itself, or \\X for a special one";
+const QUOTE_IN_PARENTHESES: &str = "quoted strings inside parentheses are not supported (hickory-proto's zone-file parser keeps their quotes); write the record on one line";
+
 /// The files named by `$INCLUDE` lines, relative to the including file's directory as hickory
 /// resolves them.
 fn included_files(text: &str, path: &Path) -> Vec<PathBuf> {
@@ -283,6 +395,17 @@ fn included_files(text: &str, path: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsupported_syntax_is_found_outside_comments() {
+        let found = |text| unsupported_syntax(text).map(|(line, _)| line);
+        assert_eq!(found("a TXT \"x\\\"\" ; \\065\nb TXT \\065\n"), Some(2));
+        assert_eq!(found("a TXT \"\\;\" ; \\065 (\"\n"), None);
+        assert_eq!(
+            found("@ SOA a b ( 1 ; \"\n 2 3 4 5 )\nt TXT ( \"x\" )\n"),
+            Some(3)
+        );
+    }
 
     #[test]
     fn entries_end_outside_parentheses_quotes_and_comments() {
