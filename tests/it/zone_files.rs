@@ -385,6 +385,18 @@ fn check_names_the_zone_file_and_line() {
         "names the zone file and the entry's first line: {stderr}"
     );
 
+    let included = Case {
+        name: "included",
+        text: "www A 192.0.2.1\n$INCLUDE more.inc\n",
+        includes: &[("more.inc", "a A 192.0.2.2\nt TXT \"\\065\"\n")],
+    };
+    write_zone(dir.path(), &included, false);
+    let stderr = String::from_utf8_lossy(&apidns_check(&dir).stderr).to_string();
+    assert!(
+        stderr.contains("zones/more.inc:2:") && stderr.contains("DDD escapes"),
+        "a problem in an included file names that file and line: {stderr}"
+    );
+
     let pool = "origin = \"k8s.example.com.\"\nrecords_file = \"k8s.zone\"\n[pool.api]\nmembers = [\"192.0.2.10\"]\n";
     write_zone(dir.path(), &case("pool", "api A 192.0.2.1\n"), false);
     dir.write("zones/k8s.toml", pool);

@@ -59,6 +59,20 @@ pub(super) fn read(
     if let Some((line, message)) = unsupported_syntax(&file.text) {
         return Err(file.error(Some(line), message.to_string()));
     }
+    // Included files are read again by the parser; one it cannot read is its error to report.
+    for included in file.files.iter().skip(1) {
+        let Ok(text) = std::fs::read_to_string(included) else {
+            continue;
+        };
+        if let Some((line, message)) = unsupported_syntax(&text) {
+            return Err(ConfigError {
+                file: included.clone(),
+                position: Some((line, 1)),
+                field: None,
+                message: message.to_string(),
+            });
+        }
+    }
     let rrsets = parse(&file.text, &file.path, origin).map_err(|error| {
         let line = file.first_entry_where(|run| parse(run, &file.path, origin).is_err());
         file.error(line, format!("not a valid zone file: {error}"))
