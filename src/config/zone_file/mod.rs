@@ -4,6 +4,7 @@
 //! - `names.rs`: the origin, and names relative to it;
 //! - `soa.rs`: the `[soa]` table;
 //! - `records.rs`: static records and the rules between them;
+//! - `record_data.rs`: rules on record data that both kinds of static records share;
 //! - `records_file.rs`: static records (and the SOA) from an RFC 1035 master file;
 //! - `pools.rs`: pools, and the names they add to the zone;
 //! - `members.rs`: one pool member, and the names of members without one;
@@ -12,6 +13,7 @@
 mod members;
 mod names;
 mod pools;
+mod record_data;
 mod records;
 mod records_file;
 mod soa;

@@ -4,13 +4,14 @@
 use std::str::FromStr;
 
 use hickory_proto::ProtoError;
-use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, SRV, TXT};
+use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::ParseError;
 use toml::Spanned;
 
 use super::MAX_TTL;
 use super::names::parse_name;
+use super::record_data::{long_string, qualify_names, servable_type};
 use super::records_file::RecordsFile;
 use crate::config::error::{ConfigError, Source};
 use crate::config::file::{RecordEntry, ZoneFile};
@@ -118,22 +119,6 @@ fn record_type(
     Ok((record_type, type_text))
 }
 
-/// Whether records of this type can be served from static data (SOA aside, which has its own
-/// place).
-pub(super) fn servable_type(record_type: RecordType) -> Result<(), String> {
-    match record_type {
-        RecordType::Unknown(_)
-        | RecordType::OPT
-        | RecordType::ANY
-        | RecordType::AXFR
-        | RecordType::IXFR
-        | RecordType::TSIG
-        | RecordType::NULL
-        | RecordType::ZERO => Err(format!("{record_type} records cannot be served statically")),
-        _ => Ok(()),
-    }
-}
-
 /// Record data in zone-file presentation format. Names inside the data may be relative to the
 /// origin. A TXT value that is not quoted is taken as one string, so `value = "v=spf1 -all"`
 /// means what it looks like.
@@ -146,44 +131,6 @@ fn parse_rdata(record_type: RecordType, value: &str, origin: &Name) -> Result<RD
         return Err(RdataError::LongString(length));
     }
     qualify_names(data, origin).map_err(RdataError::Qualify)
-}
-
-/// The length of a TXT character-string longer than DNS allows (255 bytes), if there is one.
-pub(super) fn long_string(data: &RData) -> Option<usize> {
-    match data {
-        RData::TXT(txt) => txt
-            .txt_data
-            .iter()
-            .map(|string| string.len())
-            .find(|&length| length > 255),
-        _ => None,
-    }
-}
-
-/// Names inside record data made absolute (relative to `origin`) and lower case, so that data
-/// compares and answers the same however it was written.
-pub(super) fn qualify_names(data: RData, origin: &Name) -> Result<RData, ProtoError> {
-    let qualify = |name: &Name| -> Result<Name, ProtoError> {
-        let name = if name.is_fqdn() {
-            name.clone()
-        } else {
-            name.clone().append_domain(origin)?
-        };
-        Ok(name.to_lowercase())
-    };
-    Ok(match data {
-        RData::CNAME(CNAME(target)) => RData::CNAME(CNAME(qualify(&target)?)),
-        RData::NS(NS(target)) => RData::NS(NS(qualify(&target)?)),
-        RData::PTR(PTR(target)) => RData::PTR(PTR(qualify(&target)?)),
-        RData::MX(mx) => RData::MX(MX::new(mx.preference, qualify(&mx.exchange)?)),
-        RData::SRV(srv) => RData::SRV(SRV::new(
-            srv.priority,
-            srv.weight,
-            srv.port,
-            qualify(&srv.target)?,
-        )),
-        other => other,
-    })
 }
 
 /// Splits `text` into TXT character-strings of at most 255 bytes, each cut at a character

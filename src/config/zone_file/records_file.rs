@@ -14,7 +14,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::{ParseError, Parser};
 use toml::Spanned;
 
-use super::records::{long_string, qualify_names, servable_type};
+use super::record_data::{long_string, qualify_names, servable_type};
 use crate::config::error::{ConfigError, Source};
 use crate::config::model::Soa;
 
