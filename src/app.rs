@@ -110,6 +110,7 @@ pub async fn serve(
     let reloader = Reloader::new(
         path,
         config.server.zones_dir.clone(),
+        config.data_files(),
         metrics,
         hangup,
         reloads,

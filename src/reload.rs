@@ -23,6 +23,8 @@ const DEBOUNCE: Duration = Duration::from_millis(250);
 pub struct Reloader {
     path: PathBuf,
     zones_dir: PathBuf,
+    /// Zone data files outside the TOML files (`records_file`s and their `$INCLUDE`s).
+    data_files: Vec<PathBuf>,
     metrics: std::sync::Arc<Metrics>,
     /// SIGHUP, installed before the daemon says it is serving: the default action of SIGHUP
     /// is to terminate, so a signal that came before the handler would kill the daemon.
@@ -36,19 +38,22 @@ pub struct Reloader {
 
 impl Reloader {
     /// Starts watching the configuration files at once, so that a change made right after
-    /// start-up is not missed. `zones_dir` is the zones directory of the configuration in force.
+    /// start-up is not missed. `zones_dir` is the zones directory of the configuration in force
+    /// and `data_files` its zones' data files (`Config::data_files`).
     pub fn new(
         path: PathBuf,
         zones_dir: PathBuf,
+        data_files: Vec<PathBuf>,
         metrics: std::sync::Arc<Metrics>,
         hangup: Option<tokio::signal::unix::Signal>,
         writer: mpsc::Sender<Reload>,
     ) -> Self {
         let (file_events, file_changes) = mpsc::unbounded_channel();
-        let watcher = watch(&path, &zones_dir, file_events.clone());
+        let watcher = watch(&path, &zones_dir, &data_files, file_events.clone());
         Self {
             path,
             zones_dir,
+            data_files,
             metrics,
             hangup,
             watcher,
@@ -89,6 +94,7 @@ impl Reloader {
             }
         };
         let zones_dir = base.server.zones_dir.clone();
+        let data_files = base.data_files();
         let (done, reloaded) = oneshot::channel();
         if self.writer.send(Reload { base, done }).await.is_err() {
             // The writer has stopped: the daemon is shutting down.
@@ -97,9 +103,15 @@ impl Reloader {
         let Ok(reloaded) = reloaded.await else {
             return;
         };
-        if zones_dir != self.zones_dir {
-            self.watcher = watch(&self.path, &zones_dir, self.file_events.clone());
+        if zones_dir != self.zones_dir || data_files != self.data_files {
+            self.watcher = watch(
+                &self.path,
+                &zones_dir,
+                &data_files,
+                self.file_events.clone(),
+            );
             self.zones_dir = zones_dir;
+            self.data_files = data_files;
         }
         info!(
             trigger,
@@ -132,11 +144,13 @@ pub fn listen_for_hangup() -> Option<tokio::signal::unix::Signal> {
     }
 }
 
-/// Watches the main file's directory and the zones directory; sends `()` on relevant changes.
-/// Directories rather than files are watched, because editors replace files by renaming.
+/// Watches the main file's directory, the zones directory and the directories of the zones'
+/// data files; sends `()` on relevant changes. Directories rather than files are watched,
+/// because editors replace files by renaming.
 fn watch(
     main_file: &Path,
     zones_dir: &Path,
+    data_files: &[PathBuf],
     events: mpsc::UnboundedSender<()>,
 ) -> Option<notify::RecommendedWatcher> {
     // Events carry absolute paths: compare them with absolute directories, whatever relative
@@ -146,6 +160,12 @@ fn watch(
     let main_name = main_file.file_name().map(ToOwned::to_owned);
     let zones = absolute(zones_dir);
     let watched_zones = zones.clone();
+    let data_files: Vec<PathBuf> = data_files.iter().map(|file| absolute(file)).collect();
+    let data_dirs: Vec<PathBuf> = data_files
+        .iter()
+        .filter_map(|file| file.parent().map(Path::to_path_buf))
+        .collect();
+    let watched_data = data_files.clone();
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if matches!(event.kind, notify::EventKind::Access(_)) {
@@ -154,6 +174,7 @@ fn watch(
         let relevant = event.paths.iter().any(|path| {
             path.file_name() == main_name.as_deref()
                 || (path.starts_with(&zones) && path.extension().is_some_and(|ext| ext == "toml"))
+                || watched_data.iter().any(|file| file == path)
         });
         if relevant {
             let _ = events.send(());
@@ -172,7 +193,13 @@ fn watch(
             .filter(|dir| !dir.as_os_str().is_empty())
             .unwrap_or(Path::new(".")),
     );
-    for dir in [main_dir.as_path(), watched_zones.as_path()] {
+    let mut dirs = vec![main_dir, watched_zones];
+    for dir in data_dirs {
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for dir in &dirs {
         if let Err(error) = watcher.watch(dir, RecursiveMode::NonRecursive) {
             warn!(dir = %dir.display(), %error, "cannot watch directory; reload with SIGHUP");
         }

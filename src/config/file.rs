@@ -80,6 +80,8 @@ pub struct ProbeSection {
 pub struct ZoneFile {
     pub origin: Spanned<String>,
     pub ttl: Option<Spanned<i64>>,
+    /// An RFC 1035 master file with static records (and maybe the SOA), relative to this file.
+    pub records_file: Option<Spanned<String>>,
     pub soa: Option<Spanned<SoaSection>>,
     #[serde(default)]
     pub records: Vec<Spanned<RecordEntry>>,

@@ -35,6 +35,16 @@ pub struct Config {
     pub zones: Vec<ZoneConfig>,
 }
 
+impl Config {
+    /// Files besides the TOML files that the zones' data was read from.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        self.zones
+            .iter()
+            .flat_map(|zone| zone.data_files.iter().cloned())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerSettings {
     /// Each address is served on UDP and TCP.
@@ -119,6 +129,9 @@ impl RrlSettings {
 pub struct ZoneConfig {
     /// The zone file this came from.
     pub file: PathBuf,
+    /// The `records_file` and the files it `$INCLUDE`s, if any: a change to them is a change to
+    /// the zone.
+    pub data_files: Vec<PathBuf>,
     /// Absolute, lower-case origin, e.g. `k8s.example.com.`.
     pub origin: Name,
     pub soa: Soa,

@@ -4,6 +4,8 @@
 //! - `names.rs`: the origin, and names relative to it;
 //! - `soa.rs`: the `[soa]` table;
 //! - `records.rs`: static records and the rules between them;
+//! - `record_data.rs`: rules on record data that both kinds of static records share;
+//! - `records_file.rs`: static records (and the SOA) from an RFC 1035 master file;
 //! - `pools.rs`: pools, and the names they add to the zone;
 //! - `members.rs`: one pool member, and the names of members without one;
 //! - `update_policy.rs`: who may send dynamic updates.
@@ -11,7 +13,9 @@
 mod members;
 mod names;
 mod pools;
+mod record_data;
 mod records;
+mod records_file;
 mod soa;
 mod update_policy;
 
@@ -84,8 +88,19 @@ pub(crate) fn parse(
     let file: ZoneFile = toml::from_str(text).map_err(|error| source.toml_error(&error))?;
     let origin = names::parse_origin(&source, &file.origin)?;
     let zone_ttl: u32 = integer_or(&source, &file.ttl, "ttl", 0..=MAX_TTL, DEFAULT_ZONE_TTL)?;
-    let soa = soa::parse_soa(&source, &file, &origin, zone_ttl, derived_serial)?;
-    let records = records::parse_records(&source, &file, &origin, zone_ttl)?;
+    let records_file = match &file.records_file {
+        Some(entry) => Some(records_file::read(&source, entry, &origin)?),
+        None => None,
+    };
+    let soa = soa::parse_soa(
+        &source,
+        &file,
+        &origin,
+        zone_ttl,
+        derived_serial,
+        records_file.as_ref(),
+    )?;
+    let records = records::parse_records(&source, &file, &origin, zone_ttl, records_file.as_ref())?;
     let pools = pools::parse_pools(&source, &file, &origin, &records, probe)?;
     let update = match &file.update {
         Some(section) => Some(update_policy::parse_update(&source, section.get_ref())?),
@@ -93,6 +108,7 @@ pub(crate) fn parse(
     };
     Ok(ZoneConfig {
         file: path.to_path_buf(),
+        data_files: records_file.map(|file| file.files).unwrap_or_default(),
         origin,
         soa,
         records,

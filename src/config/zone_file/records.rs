@@ -4,13 +4,15 @@
 use std::str::FromStr;
 
 use hickory_proto::ProtoError;
-use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, SRV, TXT};
+use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::ParseError;
 use toml::Spanned;
 
 use super::MAX_TTL;
 use super::names::parse_name;
+use super::record_data::{long_string, qualify_names, servable_type};
+use super::records_file::RecordsFile;
 use crate::config::error::{ConfigError, Source};
 use crate::config::file::{RecordEntry, ZoneFile};
 use crate::config::values::integer_or;
@@ -28,18 +30,28 @@ enum RdataError {
     Qualify(ProtoError),
 }
 
-/// The zone's static records, in file order. The apex must have an NS record.
+/// The zone's static records: those of the `records_file` first (already checked one by one),
+/// then the `records` entries in file order. The apex must have an NS record.
 pub(super) fn parse_records(
     source: &Source<'_>,
     file: &ZoneFile,
     origin: &Name,
     zone_ttl: u32,
+    from_file: Option<&RecordsFile>,
 ) -> Result<Vec<Record>, ConfigError> {
     let mut records: Vec<Record> = Vec::with_capacity(file.records.len());
+    if let Some(from_file) = from_file {
+        for record in &from_file.records {
+            check_record_fits(record, &records, origin)
+                .map_err(|message| from_file.error_at(record, message))?;
+            records.push(record.clone());
+        }
+    }
     for (index, entry) in file.records.iter().enumerate() {
         let field = format!("records[{index}]");
         let record = parse_record(source, entry, origin, zone_ttl, &field)?;
-        check_record_fits(source, entry, &record, &records, origin, &field)?;
+        check_record_fits(&record, &records, origin)
+            .map_err(|message| source.error(entry.span(), &field, message))?;
         records.push(record);
     }
     if !records
@@ -50,7 +62,7 @@ pub(super) fn parse_records(
             file.origin.span(),
             "records",
             format!(
-                "zone {origin} has no NS record at the apex (add {{ name = \"@\", type = \"NS\", value = \"ns1.{origin}\" }})"
+                "zone {origin} has no NS record at the apex (add {{ name = \"@\", type = \"NS\", value = \"ns1.{origin}\" }} or an NS record at @ in the records_file)"
             ),
         ));
     }
@@ -97,23 +109,16 @@ fn record_type(
     let type_error = |message: String| source.error(text.span(), format!("{field}.type"), message);
     let record_type = RecordType::from_str(&type_text)
         .map_err(|_| type_error(format!("\"{type_text}\" is not a record type")))?;
-    match record_type {
-        RecordType::SOA => Err(type_error(
-            "the SOA record comes from the [soa] table, not from records".to_string(),
-        )),
-        RecordType::Unknown(_)
-        | RecordType::OPT
-        | RecordType::ANY
-        | RecordType::AXFR
-        | RecordType::IXFR
-        | RecordType::TSIG
-        | RecordType::NULL
-        | RecordType::ZERO => Err(type_error(format!(
-            "{type_text} records cannot be served statically"
-        ))),
-        _ => Ok((record_type, type_text)),
+    if record_type == RecordType::SOA {
+        return Err(type_error(
+            "the SOA record comes from the [soa] table or the records_file, not from records"
+                .to_string(),
+        ));
     }
+    servable_type(record_type).map_err(type_error)?;
+    Ok((record_type, type_text))
 }
+
 /// Record data in zone-file presentation format. Names inside the data may be relative to the
 /// origin. A TXT value that is not quoted is taken as one string, so `value = "v=spf1 -all"`
 /// means what it looks like.
@@ -122,34 +127,10 @@ fn parse_rdata(record_type: RecordType, value: &str, origin: &Name) -> Result<RD
         return Ok(RData::TXT(TXT::new(character_strings(value))));
     }
     let data = RData::try_from_str(record_type, value)?;
-    if let RData::TXT(txt) = &data
-        && let Some(long) = txt.txt_data.iter().find(|string| string.len() > 255)
-    {
-        return Err(RdataError::LongString(long.len()));
+    if let Some(length) = long_string(&data) {
+        return Err(RdataError::LongString(length));
     }
-    let qualify = |name: &Name| -> Result<Name, RdataError> {
-        let name = if name.is_fqdn() {
-            name.clone()
-        } else {
-            name.clone()
-                .append_domain(origin)
-                .map_err(RdataError::Qualify)?
-        };
-        Ok(name.to_lowercase())
-    };
-    Ok(match data {
-        RData::CNAME(CNAME(target)) => RData::CNAME(CNAME(qualify(&target)?)),
-        RData::NS(NS(target)) => RData::NS(NS(qualify(&target)?)),
-        RData::PTR(PTR(target)) => RData::PTR(PTR(qualify(&target)?)),
-        RData::MX(mx) => RData::MX(MX::new(mx.preference, qualify(&mx.exchange)?)),
-        RData::SRV(srv) => RData::SRV(SRV::new(
-            srv.priority,
-            srv.weight,
-            srv.port,
-            qualify(&srv.target)?,
-        )),
-        other => other,
-    })
+    qualify_names(data, origin).map_err(RdataError::Qualify)
 }
 
 /// Splits `text` into TXT character-strings of at most 255 bytes, each cut at a character
@@ -172,38 +153,31 @@ fn character_strings(text: &str) -> Vec<String> {
 }
 
 /// Rules that involve other records: CNAME stands alone and not at the apex, no duplicates.
-fn check_record_fits(
-    source: &Source<'_>,
-    entry: &Spanned<RecordEntry>,
-    record: &Record,
-    earlier: &[Record],
-    origin: &Name,
-    field: &str,
-) -> Result<(), ConfigError> {
-    let error = |message: String| source.error(entry.span(), field, message);
+/// The error is a sentence about `record`; the caller says where it was written.
+fn check_record_fits(record: &Record, earlier: &[Record], origin: &Name) -> Result<(), String> {
     let is_cname = record.record_type() == RecordType::CNAME;
     if is_cname && &record.name == origin {
-        return Err(error(format!(
+        return Err(format!(
             "a CNAME cannot sit at the zone apex {origin} (the apex carries SOA and NS)"
-        )));
+        ));
     }
     for other in earlier.iter().filter(|other| other.name == record.name) {
         if other.record_type() == RecordType::CNAME || is_cname {
             if other.record_type() == RecordType::CNAME && is_cname {
-                return Err(error(format!("{} has two CNAME records", record.name)));
+                return Err(format!("{} has two CNAME records", record.name));
             }
-            return Err(error(format!(
+            return Err(format!(
                 "{} has a CNAME and other data; a CNAME must be the only record at its name",
                 record.name
-            )));
+            ));
         }
         if other.record_type() == record.record_type() && other.data == record.data {
-            return Err(error(format!(
+            return Err(format!(
                 "duplicate record: {} {} {}",
                 record.name,
                 record.record_type(),
                 record.data
-            )));
+            ));
         }
     }
     Ok(())

@@ -1,29 +1,52 @@
-//! The `[soa]` table of a zone file.
+//! The zone's SOA: the `[soa]` table of a zone file, or the SOA record of its `records_file`.
 
 use hickory_proto::rr::Name;
 
 use super::MAX_TTL;
 use super::names::parse_name;
+use super::records_file::RecordsFile;
 use crate::config::error::{ConfigError, Source};
 use crate::config::file::ZoneFile;
 use crate::config::model::Soa;
 use crate::config::values::integer_or;
 
 /// The zone's SOA. `zone_ttl` is its TTL and `derived_serial` its serial unless `[soa]` sets
-/// them.
+/// them. An SOA in the `records_file` is the zone's SOA; one given both there and in `[soa]` is
+/// an error, since either choice would silently ignore data the operator wrote.
 pub(super) fn parse_soa(
     source: &Source<'_>,
     file: &ZoneFile,
     origin: &Name,
     zone_ttl: u32,
     derived_serial: u32,
+    records_file: Option<&RecordsFile>,
 ) -> Result<Soa, ConfigError> {
-    let Some(section) = &file.soa else {
-        return Err(source.error(
-            file.origin.span(),
-            "soa",
-            format!("zone {origin} has no [soa] table (add [soa] with mname, rname and minimum)"),
-        ));
+    let from_file = match records_file {
+        Some(records_file) => records_file.soa()?,
+        None => None,
+    };
+    let section = match (&file.soa, from_file, records_file) {
+        (Some(section), Some(_), Some(records_file)) => {
+            return Err(source.error(
+                section.span(),
+                "soa",
+                format!(
+                    "zone {origin} has an SOA both here and in its records_file {}; keep one (remove [soa], or the SOA record from the file)",
+                    records_file.path.display()
+                ),
+            ));
+        }
+        (_, Some(soa), _) => return Ok(soa),
+        (Some(section), None, _) => section,
+        (None, None, _) => {
+            return Err(source.error(
+                file.origin.span(),
+                "soa",
+                format!(
+                    "zone {origin} has no [soa] table (add [soa] with mname, rname and minimum, or an SOA record to the records_file)"
+                ),
+            ));
+        }
     };
     let soa = section.get_ref();
     let ttl_range = 0..=MAX_TTL;
