@@ -254,6 +254,10 @@ fn verdicts(case: &Case, whole: bool) -> (bool, bool, String) {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_named_checkzone),
+    ignore = "needs named-checkzone: apt-get install bind9-utils, then cargo test --test it zone_files::"
+)]
 fn apidns_and_bind_agree_on_which_zone_files_are_valid() {
     let mut disagreements = Vec::new();
     for (cases, whole, valid) in [
@@ -326,6 +330,10 @@ fn lower_names(data: &RData) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_named_checkzone),
+    ignore = "needs named-checkzone: apt-get install bind9-utils, then cargo test --test it zone_files::"
+)]
 fn every_record_bind_prints_is_answered_as_printed() {
     for case in VALID {
         let dir = TempDir::new("zone-answers");
