@@ -13,7 +13,8 @@
 # The corpus grows in fuzz/corpus/<target> (git-ignored), starting from the committed seeds in
 # fuzz/seeds/; crashes land in fuzz/artifacts/<target>. Reproduce one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/crash-...
-# and turn it into a regression test (tests/hostile.rs, tests/properties.rs) before fixing it.
+# and turn it into a regression test (tests/it/<area>.rs) before fixing it. fuzz/ci.sh is the
+# bounded run CI makes of every target.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,26 +22,12 @@ export RUSTC_BOOTSTRAP=1
 runs="${FUZZ_RUNS:-10000000}"
 seconds="${FUZZ_SECONDS:-}"
 sanitizer="${FUZZ_SANITIZER:-none}"
-all_targets=(respond_udp respond_tcp tcp_framing config_main config_zone)
+# shellcheck source=fuzz/targets.sh
+source targets.sh
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=("${all_targets[@]}")
 fi
-
-seeds_of() {
-    case "$1" in
-        respond_*) echo seeds/respond ;;
-        *) echo "seeds/$1" ;;
-    esac
-}
-
-options_of() {
-    case "$1" in
-        respond_*) echo "-dict=dns.dict -max_len=4096" ;;
-        tcp_framing) echo "-max_len=140000" ;;
-        config_*) echo "-dict=config.dict -max_len=8192" ;;
-    esac
-}
 
 if [ -n "$seconds" ]; then
     budget="-max_total_time=$seconds"

@@ -14,7 +14,15 @@ fuzz_target!(|data: &[u8]| {
     if route(data) == Route::Update {
         let limit = size_limit(Transport::Tcp, None, common::MAX_UDP_PAYLOAD);
         let reply = apidns::update::answer_without_writer(&[], data, limit);
-        assert!(reply.bytes.len() <= usize::from(limit), "{} bytes", reply.bytes.len());
-        assert_eq!(reply.bytes.get(..2), data.get(..2), "the reply's ID is the update's");
+        assert!(
+            reply.bytes.len() <= usize::from(limit),
+            "{} bytes",
+            reply.bytes.len()
+        );
+        assert_eq!(
+            reply.bytes.get(..2),
+            data.get(..2),
+            "the reply's ID is the update's"
+        );
     }
 });

@@ -16,13 +16,22 @@ fuzz_target!(|data: &[u8]| {
         // As the listener does: an update's answer carries no OPT, so 512 bytes over UDP.
         let limit = size_limit(Transport::Udp, None, common::MAX_UDP_PAYLOAD);
         let reply = apidns::update::answer_without_writer(&[], data, limit);
-        assert!(reply.bytes.len() <= 512, "{} bytes: {}", reply.bytes.len(), reply.rcode);
+        assert!(
+            reply.bytes.len() <= 512,
+            "{} bytes: {}",
+            reply.bytes.len(),
+            reply.rcode
+        );
         assert!(
             reply.bytes.len() <= common::udp_limit(data).unwrap_or(512),
             "{} bytes: {}",
             reply.bytes.len(),
             reply.rcode
         );
-        assert_eq!(reply.bytes.get(..2), data.get(..2), "the reply's ID is the update's");
+        assert_eq!(
+            reply.bytes.get(..2),
+            data.get(..2),
+            "the reply's ID is the update's"
+        );
     }
 });

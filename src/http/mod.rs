@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -39,7 +38,8 @@ pub struct HttpState {
     pub changes: tokio::sync::watch::Sender<u64>,
 }
 
-type Body = Full<Bytes>;
+/// The body of every response: the whole text at once.
+pub type Body = Full<Bytes>;
 
 /// Serves HTTP on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
@@ -60,7 +60,7 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
         connections.spawn(async move {
             let service = service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, peer, request)) }
+                async move { Ok::<_, Infallible>(route(&state, peer, &request)) }
             });
             if let Err(error) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -74,7 +74,10 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
     connections.shutdown().await;
 }
 
-fn route(state: &HttpState, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+/// The response to `request` from `peer`: the endpoint's whole routing and admin handling,
+/// which reads the method, the path, the query string and the headers, never the body (so any
+/// body type will do: the fuzz target passes requests without a socket).
+pub fn route<B>(state: &HttpState, peer: SocketAddr, request: &Request<B>) -> Response<Body> {
     let path = request.uri().path();
     match (request.method(), path) {
         (&Method::GET, "/metrics") => text(
@@ -97,8 +100,8 @@ fn route(state: &HttpState, peer: SocketAddr, request: Request<Incoming>) -> Res
             StatusCode::OK,
             &status::status(&state.snapshot.load(), state.ready.load(Ordering::Acquire)),
         ),
-        (&Method::POST, "/drain") => admin(state, peer, &request, true),
-        (&Method::POST, "/undrain") => admin(state, peer, &request, false),
+        (&Method::POST, "/drain") => admin(state, peer, request, true),
+        (&Method::POST, "/undrain") => admin(state, peer, request, false),
         (_, "/metrics" | "/healthz" | "/readyz" | "/status" | "/drain" | "/undrain") => {
             plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
@@ -110,10 +113,10 @@ fn route(state: &HttpState, peer: SocketAddr, request: Request<Incoming>) -> Res
 }
 
 /// POST /drain?pool=NAME&member=ADDRESS (and /undrain): takes effect before the reply is sent.
-fn admin(
+fn admin<B>(
     state: &HttpState,
     peer: SocketAddr,
-    request: &Request<Incoming>,
+    request: &Request<B>,
     drain: bool,
 ) -> Response<Body> {
     if let Some(refusal) = authorize(state, peer, request) {
@@ -174,10 +177,10 @@ fn drain_member(
 }
 
 /// Admin actions need the token when one is configured, and otherwise a loopback client.
-fn authorize(
+fn authorize<B>(
     state: &HttpState,
     peer: SocketAddr,
-    request: &Request<Incoming>,
+    request: &Request<B>,
 ) -> Option<Response<Body>> {
     match &state.admin_token {
         Some(token) => {

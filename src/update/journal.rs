@@ -187,6 +187,17 @@ impl Journal {
         journal
     }
 
+    /// The journal held by `text`, as [`Journal::load`] reads it from `path` (which only names
+    /// the file in damage reports). For fuzzing and tests: the text an operator or a crash left.
+    pub fn parse(path: Option<PathBuf>, text: &str) -> Self {
+        let mut journal = Self {
+            path,
+            ..Self::default()
+        };
+        journal.read(text);
+        journal
+    }
+
     fn read(&mut self, text: &str) {
         let name = self
             .path
@@ -250,14 +261,7 @@ impl Journal {
 /// fsynced, renamed over the journal, and the directory fsynced, so that after a crash the file
 /// is either the old journal or the new one, never a mix.
 pub fn write(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
-    let mut text = String::with_capacity(64 * (entries.len() + 2));
-    text.push_str(HEADER);
-    text.push('\n');
-    for entry in entries {
-        let _ = writeln!(text, "{}", entry.line());
-    }
-    let _ = writeln!(text, "end {}", entries.len());
-
+    let text = render(entries);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let temporary = path.with_extension("tmp");
@@ -268,6 +272,18 @@ pub fn write(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
     }
     std::fs::rename(&temporary, path)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// The journal's text for `entries`: the header, one checksummed line per entry, the end line.
+pub fn render(entries: &[Entry]) -> String {
+    let mut text = String::with_capacity(64 * (entries.len() + 2));
+    text.push_str(HEADER);
+    text.push('\n');
+    for entry in entries {
+        let _ = writeln!(text, "{}", entry.line());
+    }
+    let _ = writeln!(text, "end {}", entries.len());
+    text
 }
 
 /// The configuration in force: `base` (the files) with the journal in `state_dir` laid over it.
