@@ -20,3 +20,4 @@ mod rrl;
 mod srv;
 mod tcp_abuse;
 mod update;
+mod wildcards;
