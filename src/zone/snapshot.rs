@@ -347,9 +347,11 @@ impl Zone {
     /// `name` in this zone that does not exist itself.
     pub fn closest_encloser(&self, name: &LowerName) -> Option<LowerName> {
         let name = Name::from(name);
-        (self.origin.num_labels()..name.num_labels())
+        // Every label counts, a leading `*` too (`num_labels` leaves it out, as RRSIG wants).
+        let labels = name.iter().count();
+        (usize::from(self.origin.num_labels())..labels)
             .rev()
-            .map(|labels| LowerName::new(&name.trim_to(usize::from(labels))))
+            .map(|kept| LowerName::new(&name.trim_to(kept)))
             .find(|ancestor| self.nodes.contains_key(ancestor))
     }
 
