@@ -267,8 +267,14 @@ members = [{ name = "cp1", address = "192.0.2.10" }]
         assert_eq!(encloser(&snapshot, "x.y.wild.test."), "wild.test.");
         // Empty non-terminals exist.
         assert_eq!(encloser(&snapshot, "x.deep.wild.test."), "deep.wild.test.");
-        assert_eq!(encloser(&snapshot, "x.b.deep.wild.test."), "b.deep.wild.test.");
-        assert_eq!(encloser(&snapshot, "x.f.ent.wild.test."), "f.ent.wild.test.");
+        assert_eq!(
+            encloser(&snapshot, "x.b.deep.wild.test."),
+            "b.deep.wild.test."
+        );
+        assert_eq!(
+            encloser(&snapshot, "x.f.ent.wild.test."),
+            "f.ent.wild.test."
+        );
         // So do pool, member and SRV names.
         assert_eq!(encloser(&snapshot, "x.api.wild.test."), "api.wild.test.");
         assert_eq!(
@@ -301,7 +307,11 @@ members = [{ name = "cp1", address = "192.0.2.10" }]
             answered(&answer),
             ["q.deep.wild.test. 300 IN AAAA 2001:db8::d"]
         );
-        assert!(ask(&snapshot, "q.deep.wild.test.", RecordType::A).answers.is_empty());
+        assert!(
+            ask(&snapshot, "q.deep.wild.test.", RecordType::A)
+                .answers
+                .is_empty()
+        );
     }
 
     #[test]

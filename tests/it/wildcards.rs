@@ -149,8 +149,13 @@ impl Knot {
         };
         // Ready when it answers the zone's SOA with authority.
         let ready = wait_until(Duration::from_secs(10), || {
-            ask(knot.address, ORIGIN, RecordType::SOA, Duration::from_millis(200))
-                .is_some_and(|reply| reply.authoritative && !reply.answers.is_empty())
+            ask(
+                knot.address,
+                ORIGIN,
+                RecordType::SOA,
+                Duration::from_millis(200),
+            )
+            .is_some_and(|reply| reply.authoritative && !reply.answers.is_empty())
         });
         assert!(ready.is_some(), "knotd did not serve {ORIGIN} within 10 s");
         knot
@@ -265,8 +270,23 @@ fn question_names() -> Vec<String> {
     .map(String::from)
     .to_vec();
     let parents = [
-        "", "deep", "c.deep", "b.c.deep", "ent", "f.ent", "cn", "chain", "out", "host.out", "lit.ent",
-        "*.lit.ent", "sub", "api", "cp1.api", "www", "mail",
+        "",
+        "deep",
+        "c.deep",
+        "b.c.deep",
+        "ent",
+        "f.ent",
+        "cn",
+        "chain",
+        "out",
+        "host.out",
+        "lit.ent",
+        "*.lit.ent",
+        "sub",
+        "api",
+        "cp1.api",
+        "www",
+        "mail",
     ];
     for parent in parents {
         for depth in 1..=3 {
@@ -314,7 +334,16 @@ fn wildcard_answers_match_knot() {
                 .unwrap_or_else(|| panic!("apidns did not answer {name} {rtype}"));
             let theirs = ask(knot.address, &name, rtype, timeout)
                 .unwrap_or_else(|| panic!("knotd did not answer {name} {rtype}"));
-            let (ours, theirs) = (summary(&ours), summary(&theirs));
+            let (mut ours, mut theirs) = (summary(&ours), summary(&theirs));
+            if rtype == RecordType::ANY {
+                // ANY at a CNAME: apidns follows the chain, as for every type but CNAME (its
+                // behaviour with or without wildcards); Knot stops at the CNAME. Compare the
+                // records at the question's name.
+                let owner = format!("{} ", name.to_ascii_lowercase());
+                for side in [&mut ours, &mut theirs] {
+                    side.answers.retain(|record| record.starts_with(&owner));
+                }
+            }
             compared += 1;
             let kind = match (ours.rcode.as_str(), ours.answers.is_empty()) {
                 ("No Error", true) if ours.authoritative => "NODATA",
@@ -358,7 +387,7 @@ fn the_fast_path_leaves_synthesized_names_to_the_general_path() {
     let mut buffer = Vec::new();
     for (name, rtype, synthesized) in [
         ("nope.wild.test.", RecordType::A, true),
-        ("a.b.nope.wild.test.", RecordType::AAAA, true),
+        ("a.b.nope.wild.test.", RecordType::A, true),
         ("x.deep.wild.test.", RecordType::AAAA, true),
         ("x.cn.wild.test.", RecordType::A, true),
         ("x.www.wild.test.", RecordType::A, false),
@@ -370,16 +399,24 @@ fn the_fast_path_leaves_synthesized_names_to_the_general_path() {
         let bytes = query(name, rtype, Some(1232)).to_vec().expect("encode");
         let fast = fast::answer(&snapshot, &bytes, Transport::Udp, 1232, &mut buffer)
             .map(|reply| reply.rcode);
-        let general = respond_general(&snapshot, &bytes, Transport::Udp, 1232)
-            .expect("a general answer");
+        let general =
+            respond_general(&snapshot, &bytes, Transport::Udp, 1232).expect("a general answer");
         let general = Message::from_vec(&general.bytes).expect("a parsable answer");
         if synthesized {
             assert_eq!(fast, None, "{name} {rtype}: the fast path must not answer");
-            assert_eq!(general.metadata.response_code, ResponseCode::NoError, "{name}");
+            assert_eq!(
+                general.metadata.response_code,
+                ResponseCode::NoError,
+                "{name}"
+            );
             assert!(!general.answers.is_empty(), "{name} {rtype}: synthesized");
         } else {
             assert_eq!(fast, Some(ResponseCode::NXDomain), "{name} {rtype}");
-            assert_eq!(general.metadata.response_code, ResponseCode::NXDomain, "{name}");
+            assert_eq!(
+                general.metadata.response_code,
+                ResponseCode::NXDomain,
+                "{name}"
+            );
         }
     }
 }
