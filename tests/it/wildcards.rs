@@ -420,3 +420,77 @@ fn the_fast_path_leaves_synthesized_names_to_the_general_path() {
         }
     }
 }
+
+/// `*` makes a wildcard only as the leftmost label of a record's name; a wildcard owns no NS
+/// records; pool and member names stay plain names.
+#[test]
+fn the_configuration_takes_wildcards_only_where_they_mean_one() {
+    let (_, probe) = apidns::config::parse_main_text(
+        std::path::Path::new("/etc/apidns/apidns.toml"),
+        testkit::zones::SNAPSHOT_MAIN,
+    )
+    .expect("main");
+    let parse = |record: &str, pool: &str| {
+        let text = format!("{}{pool}", testkit::zones::zone_with_records(&[record]));
+        apidns::config::parse_zone_text(std::path::Path::new("zones/z.toml"), &text, &probe, 1)
+            .map(|zone| {
+                zone.records
+                    .iter()
+                    .map(|record| record.name.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|error| error.to_string())
+    };
+    for (name, owner) in [
+        ("*", "*.k8s.example.com."),
+        ("*.dev", "*.dev.k8s.example.com."),
+        ("*.dev.k8s.example.com.", "*.dev.k8s.example.com."),
+    ] {
+        let owners = parse(
+            &format!("{{ name = \"{name}\", type = \"A\", value = \"192.0.2.1\" }}"),
+            "",
+        )
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert!(owners.iter().any(|o| o == owner), "{name}: {owners:?}");
+    }
+    for (record, pool, expected) in [
+        (
+            "{ name = \"a.*\", type = \"A\", value = \"192.0.2.1\" }",
+            "",
+            "only as the leftmost label",
+        ),
+        (
+            "{ name = \"*.*\", type = \"A\", value = \"192.0.2.1\" }",
+            "",
+            "only as the leftmost label",
+        ),
+        (
+            "{ name = \"*.dev\", type = \"NS\", value = \"ns1\" }",
+            "",
+            "cannot own NS records",
+        ),
+        (
+            "{ name = \"*.other.example.\", type = \"A\", value = \"192.0.2.1\" }",
+            "",
+            "outside the zone",
+        ),
+        (
+            "{ name = \"www\", type = \"A\", value = \"192.0.2.1\" }",
+            "\n[pool.\"*\"]\nmembers = [\"192.0.2.10\"]\n",
+            "wildcard",
+        ),
+        (
+            "{ name = \"www\", type = \"A\", value = \"192.0.2.1\" }",
+            "\n[pool.api]\nmembers = [{ name = \"*\", address = \"192.0.2.10\" }]\n",
+            "not a host name",
+        ),
+        (
+            "{ name = \"www\", type = \"A\", value = \"192.0.2.1\" }",
+            "\n[pool.api]\nsrv = \"*\"\nmembers = [\"192.0.2.10\"]\n",
+            "not a service label",
+        ),
+    ] {
+        let error = parse(record, pool).expect_err(&format!("{record}{pool}"));
+        assert!(error.contains(expected), "{record}{pool}: {error}");
+    }
+}
