@@ -1,8 +1,8 @@
 //! Wildcards (RFC 4592) against Knot: one zone, written from one list as apidns's TOML `records`
 //! and as an RFC 1035 master file for `knotd`, served by both on loopback; a few hundred
 //! generated questions (existing names, names under wildcards at several depths, empty
-//! non-terminals, names under a pool and under a delegation, seven types and ANY) go to both, and the
-//! answers must agree on rcode, AA, the answer RRsets and the authority section.
+//! non-terminals, names under a pool and under a delegation; seven types and ANY) go to both,
+//! and the answers must agree on rcode, AA, the answer RRsets and the authority section.
 //!
 //! The test needs Debian's `knot` package (`knotd`); without it, it fails and says so.
 
