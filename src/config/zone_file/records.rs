@@ -95,8 +95,8 @@ fn parse_record(
 }
 
 /// A record's owner: a name as `parse_name` reads it, or a wildcard (RFC 4592) — `*` as the
-/// leftmost label of such a name (`"*"` alone is the wildcard at the apex). `parse_name` still
-/// refuses `*` anywhere else, and pool and member names.
+/// leftmost label of such a name (`"*"` alone is the wildcard at the apex). Only records take
+/// wildcards: pool names still go through `parse_name`, which refuses any `*` label.
 fn parse_owner(
     source: &Source<'_>,
     text: &Spanned<String>,
