@@ -182,7 +182,11 @@ pub enum ZoneLookup<'a> {
     Node(&'a Node),
     /// The name is at or below a delegation to another server: `cut` holds the NS records.
     Delegation(&'a [Record]),
-    /// The name does not exist.
+    /// The name does not exist, but the wildcard at its closest encloser does (RFC 4592 §3.3.1):
+    /// the answer comes from that node's records, with the question's name as their owner. An
+    /// empty wildcard (one that exists only because names below it do) synthesizes NODATA.
+    Wildcard(&'a Node),
+    /// The name does not exist, and no wildcard stands in for it.
     NxDomain,
 }
 
@@ -199,6 +203,9 @@ pub struct Zone {
     nodes: HashMap<LowerName, Node>,
     /// Whether any name below the apex carries NS records (a delegation).
     has_delegations: bool,
+    /// Whether any name has `*` as its leftmost label: only then does a missing name need its
+    /// closest encloser, so zones without wildcards answer NXDOMAIN as cheaply as before.
+    has_wildcards: bool,
     pub pools: Vec<Arc<Pool>>,
 }
 
@@ -284,6 +291,7 @@ impl Zone {
             .records
             .iter()
             .any(|r| r.record_type() == RecordType::NS && r.name != origin);
+        let has_wildcards = nodes.keys().any(LowerName::is_wildcard);
         Self {
             label: Arc::from(origin.to_string()),
             origin: LowerName::new(&origin),
@@ -292,11 +300,14 @@ impl Zone {
             negative_soa,
             nodes,
             has_delegations,
+            has_wildcards,
             pools,
         }
     }
 
-    /// Finds `name` (which must be in this zone), honouring delegations below the apex.
+    /// Finds `name` (which must be in this zone) as a query sees it: delegations below the apex
+    /// first, then the name itself, then a wildcard that stands in for a name that does not
+    /// exist. Only an existing name is ever a [`ZoneLookup::Node`].
     pub fn lookup(&self, name: &LowerName) -> ZoneLookup<'_> {
         if self.has_delegations {
             // Walk down from just below the apex: the topmost cut wins.
@@ -313,8 +324,35 @@ impl Zone {
         }
         match self.nodes.get(name) {
             Some(node) => ZoneLookup::Node(node),
+            None if self.has_wildcards => self.wildcard_for(name),
             None => ZoneLookup::NxDomain,
         }
+    }
+
+    /// For a name that does not exist: the wildcard child of its closest encloser, the longest
+    /// ancestor that exists (RFC 4592 §3.3.1). Every name that exists counts — static owners,
+    /// pool, member and SRV names, and the empty non-terminals above them — so a wildcard never
+    /// covers any of them, nor anything below them unless they have a wildcard child of their own.
+    fn wildcard_for(&self, name: &LowerName) -> ZoneLookup<'_> {
+        match self.closest_encloser(name).and_then(|encloser| {
+            let source = Name::from(&encloser).prepend_label("*").ok()?;
+            self.nodes.get(&LowerName::new(&source))
+        }) {
+            Some(node) => ZoneLookup::Wildcard(node),
+            None => ZoneLookup::NxDomain,
+        }
+    }
+
+    /// The longest ancestor of `name` that exists in this zone (the origin at least), for a
+    /// `name` in this zone that does not exist itself.
+    pub fn closest_encloser(&self, name: &LowerName) -> Option<LowerName> {
+        let name = Name::from(name);
+        // Every label counts, a leading `*` too (`num_labels` leaves it out, as RRSIG wants).
+        let labels = name.iter().count();
+        (usize::from(self.origin.num_labels())..labels)
+            .rev()
+            .map(|kept| LowerName::new(&name.trim_to(kept)))
+            .find(|ancestor| self.nodes.contains_key(ancestor))
     }
 
     /// The node at exactly `name`, ignoring delegations: used for glue.

@@ -21,3 +21,4 @@ mod srv;
 mod tcp_abuse;
 mod update;
 mod zone_files;
+mod wildcards;

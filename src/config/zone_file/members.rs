@@ -132,7 +132,9 @@ fn member_host(
     }
     .map_err(|error| source.error(name.span(), field, format!("\"{text}\": {error}")))?
     .to_lowercase();
-    if text.is_empty() || text == "@" || !defaults.origin.zone_of(&host) {
+    // A `*` label would make a wildcard of a member's name.
+    let wildcard = text.split('.').any(|label| label == "*");
+    if text.is_empty() || text == "@" || wildcard || !defaults.origin.zone_of(&host) {
         return Err(source.error(
             name.span(),
             field,

@@ -241,7 +241,7 @@ fn srv_name(
     let field = format!("{prefix}.srv");
     let relative = Name::from_ascii(label.get_ref().trim())
         .ok()
-        .filter(|n| !n.is_fqdn() && !n.is_root())
+        .filter(|n| !n.is_fqdn() && !n.is_root() && !n.iter().any(|label| label == b"*"))
         .ok_or_else(|| {
             source.error(
                 label.span(),

@@ -77,8 +77,15 @@ fn parse_record(
     field: &str,
 ) -> Result<Record, ConfigError> {
     let entry = entry.get_ref();
-    let name = parse_name(source, &entry.name, origin, &format!("{field}.name"), true)?;
+    let name = parse_owner(source, &entry.name, origin, &format!("{field}.name"))?;
     let (record_type, type_text) = record_type(source, &entry.record_type, field)?;
+    if name.is_wildcard() && record_type == RecordType::NS {
+        return Err(source.error(
+            entry.record_type.span(),
+            format!("{field}.type"),
+            format!("{name} is a wildcard: it cannot own NS records (RFC 4592 §4.2)"),
+        ));
+    }
     let ttl = integer_or(
         source,
         &entry.ttl,
@@ -97,6 +104,42 @@ fn parse_record(
     let mut record = Record::from_rdata(name, ttl, data);
     record.dns_class = DNSClass::IN;
     Ok(record)
+}
+
+/// A record's owner: a name as `parse_name` reads it, or a wildcard (RFC 4592) — `*` as the
+/// leftmost label of such a name (`"*"` alone is the wildcard at the apex). Only records take
+/// wildcards: pool names still go through `parse_name`, which refuses any `*` label.
+fn parse_owner(
+    source: &Source<'_>,
+    text: &Spanned<String>,
+    origin: &Name,
+    field: &str,
+) -> Result<Name, ConfigError> {
+    let raw = text.get_ref().trim();
+    if raw.split('.').skip(1).any(|label| label == "*") {
+        return Err(source.error(
+            text.span(),
+            field,
+            format!("\"{raw}\": `*` makes a wildcard only as the leftmost label"),
+        ));
+    }
+    let base = match raw.strip_prefix('*') {
+        Some("") => "@",
+        Some(rest) => match rest.strip_prefix('.') {
+            Some(base) => base,
+            None => return parse_name(source, text, origin, field, true),
+        },
+        None => return parse_name(source, text, origin, field, true),
+    };
+    let base = Spanned::new(text.span(), base.to_string());
+    let parent = parse_name(source, &base, origin, field, true)?;
+    parent.prepend_label("*").map_err(|reason| {
+        source.error(
+            text.span(),
+            field,
+            format!("\"{raw}\" is not a valid name: {reason}"),
+        )
+    })
 }
 
 /// A record type that can be served from a static record, and its name in upper case.
