@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::config::Config;
+use crate::dns::cookie::CookieSecrets;
 use crate::health::{Probers, publish_changes};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
@@ -48,6 +49,15 @@ pub enum StartError {
 /// The first probe round finishes before the DNS sockets open, so that the first answer already
 /// leaves out the members that are down (PowerDNS answers as if all were down until its lazy
 /// checks have run; that is the behaviour avoided here). The HTTP endpoint opens first, so that
+/// The configured cookie secrets, or a random one for this run when none is configured (the
+/// cookies it makes then last until a restart: clients just get new ones).
+fn cookie_secrets(server: &crate::config::ServerSettings) -> CookieSecrets {
+    CookieSecrets {
+        current: server.cookie_secret.unwrap_or_else(rand::random),
+        previous: server.cookie_secret_previous,
+    }
+}
+
 /// `/healthz` answers and `/readyz` says "not yet" meanwhile.
 pub async fn serve(
     path: PathBuf,
@@ -100,6 +110,8 @@ pub async fn serve(
         metrics: metrics.clone(),
         max_udp_payload: config.server.max_udp_payload,
         query_log: Arc::new(QueryLog::new(options.query_log_every)),
+        nsid: config.server.nsid.as_deref().map(Arc::from),
+        cookies: Arc::new(cookie_secrets(&config.server)),
     };
     let server = DnsServer::start(&config.server, answerer, shutdown.clone())?;
     crate::server::drop_privileges(config.server.user.as_deref())?;

@@ -41,6 +41,9 @@ pub struct ServerSection {
     pub user: Option<Spanned<String>>,
     pub rrl: Option<Spanned<RrlSection>>,
     pub state_dir: Option<Spanned<String>>,
+    pub nsid: Option<Spanned<String>>,
+    pub cookie_secret: Option<Spanned<String>>,
+    pub cookie_secret_previous: Option<Spanned<String>>,
 }
 
 /// Response rate limiting: `rrl = { responses_per_second = 20 }` or a `[server.rrl]` table.

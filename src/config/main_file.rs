@@ -73,7 +73,73 @@ fn server_settings(source: &Source<'_>, file: &MainFile) -> Result<ServerSetting
             .as_ref()
             .map(|dir| base.join(dir.get_ref())),
         tsig_keys: tsig_keys(source, &file.tsig, base)?,
+        nsid: match &server.nsid {
+            Some(value) => Some(nsid(source, value)?),
+            None => None,
+        },
+        cookie_secret: cookie_secret(source, &server.cookie_secret, "server.cookie_secret")?,
+        cookie_secret_previous: cookie_secret(
+            source,
+            &server.cookie_secret_previous,
+            "server.cookie_secret_previous",
+        )?,
     })
+}
+
+/// A cookie secret: 16 bytes as 32 hex digits (`openssl rand -hex 16`), as BIND's
+/// `cookie-secret` for SipHash-2-4 is written, so that instances can share one.
+fn cookie_secret(
+    source: &Source<'_>,
+    value: &Option<Spanned<String>>,
+    field: &str,
+) -> Result<Option<[u8; 16]>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(value.get_ref().trim().as_bytes())
+        .ok()
+        .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok());
+    match bytes {
+        Some(secret) => Ok(Some(secret)),
+        None => Err(source.error(
+            value.span(),
+            field,
+            "must be 32 hex digits (16 bytes), e.g. from `openssl rand -hex 16`",
+        )),
+    }
+}
+
+/// The longest NSID accepted: an identifier, not a payload (BIND and Knot send host names).
+const MAX_NSID_LEN: usize = 128;
+
+/// `server.nsid`: text as written, or hex after `0x` (`"0x61706964"`), 1 to 128 bytes.
+fn nsid(source: &Source<'_>, value: &Spanned<String>) -> Result<Vec<u8>, ConfigError> {
+    let field = "server.nsid";
+    let text = value.get_ref();
+    let bytes = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => data_encoding::HEXLOWER_PERMISSIVE
+            .decode(hex.as_bytes())
+            .map_err(|_| {
+                source.error(
+                    value.span(),
+                    field,
+                    "after 0x must be hex digits, two per byte, e.g. \"0x617069646e73\"",
+                )
+            })?,
+        None => text.as_bytes().to_vec(),
+    };
+    if bytes.is_empty() || bytes.len() > MAX_NSID_LEN {
+        return Err(source.error(
+            value.span(),
+            field,
+            format!(
+                "must be 1 to {MAX_NSID_LEN} bytes long, not {}",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `server.listen`: at least one address, none twice.
@@ -215,6 +281,24 @@ mod tests {
 
     fn parse_text(text: &str) -> Result<(ServerSettings, ProbeSettings), ConfigError> {
         parse(Path::new("/etc/apidns/apidns.toml"), text)
+    }
+
+    #[test]
+    fn nsid_is_text_or_hex_after_0x() {
+        let with = |value: &str| {
+            parse_text(&format!(
+                "[server]\nlisten = [\"127.0.0.1:5353\"]\nnsid = \"{value}\"\n"
+            ))
+        };
+        assert_eq!(
+            with("apidns-1").expect("text").0.nsid,
+            Some(b"apidns-1".to_vec())
+        );
+        assert_eq!(with("0x6170").expect("hex").0.nsid, Some(b"ap".to_vec()));
+        for bad in ["", "0x", "0x6", "0xzz", &"n".repeat(129)] {
+            let error = with(bad).expect_err(bad).to_string();
+            assert!(error.contains("server.nsid"), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! with `ndots:5` send many, trying search domains). Answered by copying precomputed wire
 //! bytes, with no parsing library, no allocation for pool names and no lock.
 //!
-//! Anything else (another type or name, truncation, EDNS version > 0, a malformed or unusual
-//! packet) returns `None` and goes to the general path, which decides every such case. The
+//! An empty NSID option (RFC 5001) is answered here too, with the server's identifier. Anything
+//! else (another type or name, truncation, EDNS version > 0, a Client Subnet option, a TSIG
+//! signature, a malformed or unusual packet) returns `None` and goes to the general path, which decides every such case. The
 //! answer is the same message the general path builds (same header bits, question, records in
 //! the same rotation, SOA, OPT), except for name compression: owner names point at the
 //! question, and the SOA's own names are written whole.
@@ -28,8 +29,12 @@ const TYPE_SOA: u16 = 6;
 const CLASS_IN: u16 = 1;
 /// Our OPT record: root owner (1), type (2), class (2), TTL (4), RDATA length (2).
 const OPT_LEN: usize = 11;
-/// EDNS options whose content hickory checks (NSID, Client Subnet): the general path decides.
-const CHECKED_OPTIONS: [u16; 2] = [3, 8];
+/// NSID (RFC 5001): an empty one asks for the server's identifier, which the fast path adds.
+const OPTION_NSID: u16 = 3;
+/// EDNS options the general path decides: Client Subnet (hickory checks its content).
+const GENERAL_PATH_OPTIONS: [u16; 1] = [8];
+/// COOKIE (RFC 7873): when the server answers cookies, the general path does.
+const OPTION_COOKIE: u16 = 10;
 
 /// What the fast path produced: the answer is in the caller's buffer. The zone is borrowed
 /// from the snapshot: cloning its `Arc` would touch a reference count that every worker
@@ -49,6 +54,7 @@ impl<'s> FastReply<'s> {
             rcode: self.rcode,
             qtype: Some(self.qtype),
             zone: Some(Cow::Borrowed(self.zone)),
+            address_proven: false,
         }
     }
 }
@@ -66,6 +72,10 @@ struct Question<'q> {
     qtype: u16,
     /// The client's EDNS: (UDP payload size, DO bit).
     edns: Option<(u16, bool)>,
+    /// The query carries an empty NSID option.
+    nsid_requested: bool,
+    /// The query carries a COOKIE option.
+    has_cookie: bool,
 }
 
 /// Answers `query` into `out` (cleared first) when it has the fast shape; `None` otherwise,
@@ -77,7 +87,32 @@ pub fn answer<'s>(
     max_udp_payload: u16,
     out: &mut Vec<u8>,
 ) -> Option<FastReply<'s>> {
+    answer_with(
+        snapshot,
+        query,
+        transport,
+        max_udp_payload,
+        None,
+        false,
+        out,
+    )
+}
+
+/// [`answer`], with the server's NSID (RFC 5001) for the queries that ask for it. With
+/// `cookies`, the server answers DNS cookies, and a query carrying one goes to the general path.
+pub fn answer_with<'s>(
+    snapshot: &'s Snapshot,
+    query: &[u8],
+    transport: Transport,
+    max_udp_payload: u16,
+    nsid: Option<&[u8]>,
+    cookies: bool,
+    out: &mut Vec<u8>,
+) -> Option<FastReply<'s>> {
     let question = parse(query)?;
+    if cookies && question.has_cookie {
+        return None;
+    }
     let record_type = match question.qtype {
         TYPE_A => RecordType::A,
         TYPE_AAAA => RecordType::AAAA,
@@ -90,6 +125,7 @@ pub fn answer<'s>(
         record_type,
         limit,
         max_udp_payload,
+        nsid: nsid.filter(|_| question.nsid_requested),
     };
     match snapshot.fast_pool(&question.lower[..question.lower_len]) {
         Some((pool, zone)) => answer.pool_answer(snapshot, pool, zone, out),
@@ -104,6 +140,8 @@ struct Answer<'q> {
     /// The largest message the client takes.
     limit: usize,
     max_udp_payload: u16,
+    /// The NSID to send: the server has one and the query asked for it.
+    nsid: Option<&'q [u8]>,
 }
 
 impl Answer<'_> {
@@ -208,16 +246,16 @@ impl Answer<'_> {
     }
 
     fn opt_len(&self) -> usize {
-        if self.question.edns.is_some() {
-            OPT_LEN
-        } else {
-            0
+        match (self.question.edns, self.nsid) {
+            (None, _) => 0,
+            (Some(_), None) => OPT_LEN,
+            (Some(_), Some(nsid)) => OPT_LEN + 4 + nsid.len(),
         }
     }
 
     fn write_opt(&self, out: &mut Vec<u8>) {
         if let Some((_, dnssec_ok)) = self.question.edns {
-            write_opt(out, self.max_udp_payload, dnssec_ok);
+            write_opt(out, self.max_udp_payload, dnssec_ok, self.nsid);
         }
     }
 }
@@ -249,13 +287,23 @@ fn write_header(
     out.extend_from_slice(&u16::from(question.edns.is_some()).to_be_bytes());
 }
 
-/// Our OPT record: root owner, our UDP size, extended RCODE 0, version 0, DO copied, no options.
-fn write_opt(out: &mut Vec<u8>, max_udp_payload: u16, dnssec_ok: bool) {
+/// Our OPT record: root owner, our UDP size, extended RCODE 0, version 0, DO copied, and the
+/// NSID option when there is one to send (the configuration keeps it far below 64 KiB).
+fn write_opt(out: &mut Vec<u8>, max_udp_payload: u16, dnssec_ok: bool, nsid: Option<&[u8]>) {
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&max_udp_payload.max(CLASSIC_UDP_SIZE).to_be_bytes());
     out.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
-    out.extend_from_slice(&0u16.to_be_bytes());
+    match nsid {
+        Some(nsid) => {
+            let length = nsid.len() as u16;
+            out.extend_from_slice(&(4 + length).to_be_bytes());
+            out.extend_from_slice(&OPTION_NSID.to_be_bytes());
+            out.extend_from_slice(&length.to_be_bytes());
+            out.extend_from_slice(nsid);
+        }
+        None => out.extend_from_slice(&0u16.to_be_bytes()),
+    }
 }
 
 impl Question<'_> {
@@ -318,6 +366,7 @@ fn parse(query: &[u8]) -> Option<Question<'_>> {
     }
     let wire = query.get(HEADER_LEN..at + 4)?;
     at += 4;
+    let mut options = Options::default();
     let edns = if count(10) == 1 {
         // Root owner, TYPE OPT, CLASS = payload, TTL = ext-rcode, version, flags, then RDATA.
         let opt = query.get(at..at + 11)?;
@@ -329,9 +378,10 @@ fn parse(query: &[u8]) -> Option<Question<'_>> {
             return None;
         }
         let rdata_len = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
-        if query.len() != at + 11 + rdata_len || !plain_options(&query[at + 11..]) {
+        if query.len() != at + 11 + rdata_len {
             return None;
         }
+        options = plain_options(&query[at + 11..])?;
         Some((u16::from_be_bytes([opt[3], opt[4]]), opt[7] & 0x80 != 0))
     } else {
         if query.len() != at {
@@ -348,25 +398,33 @@ fn parse(query: &[u8]) -> Option<Question<'_>> {
         lower_len,
         qtype,
         edns,
+        nsid_requested: options.nsid_requested,
+        has_cookie: options.has_cookie,
     })
 }
 
-/// EDNS options that are well formed (code, length, data, exactly filling the RDATA) and of
-/// kinds the answer does not depend on (cookies, padding, keepalive, unknown codes).
-fn plain_options(mut rdata: &[u8]) -> bool {
+/// The EDNS options the fast path looks at.
+#[derive(Default)]
+struct Options {
+    nsid_requested: bool,
+    has_cookie: bool,
+}
+
+/// `Some` when the EDNS options are well formed (code, length, data, exactly filling the RDATA)
+/// and of kinds the fast path answers (an empty NSID, cookies when the server does not answer
+/// them, padding, keepalive, unknown codes); `None` sends the query to the general path.
+fn plain_options(mut rdata: &[u8]) -> Option<Options> {
+    let mut options = Options::default();
     while !rdata.is_empty() {
-        let Some(head) = rdata.get(..4) else {
-            return false;
-        };
+        let head = rdata.get(..4)?;
         let code = u16::from_be_bytes([head[0], head[1]]);
         let length = usize::from(u16::from_be_bytes([head[2], head[3]]));
-        if CHECKED_OPTIONS.contains(&code) {
-            return false;
+        if GENERAL_PATH_OPTIONS.contains(&code) || (code == OPTION_NSID && length != 0) {
+            return None;
         }
-        let Some(rest) = rdata.get(4 + length..) else {
-            return false;
-        };
-        rdata = rest;
+        options.nsid_requested |= code == OPTION_NSID;
+        options.has_cookie |= code == OPTION_COOKIE;
+        rdata = rdata.get(4 + length..)?;
     }
-    true
+    Some(options)
 }

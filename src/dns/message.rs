@@ -4,16 +4,24 @@
 //! NOTIMP here. It never panics on any input, and no answer is larger than the client accepts.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
+use hickory_proto::rr::rdata::tsig::TSIG;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder, DecodeError};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use super::answer::{Answer, resolve};
+use super::cookie::{ClientCookie, CookieSecrets, Malformed, OPTION_COOKIE};
+use super::extensions::Extensions;
 use super::reply::{Answered, CLASSIC_UDP_SIZE, Reply, Transport, size_limit};
+use super::tsig::{self, Signing, Verification};
 use crate::zone::Snapshot;
 
+/// A DNS header's length.
+const HEADER_LEN: u16 = 12;
 /// The smallest question on the wire: the root name (1 byte), type and class.
 const MIN_QUESTION_SIZE: usize = 5;
 
@@ -40,16 +48,47 @@ pub fn respond_into<'s>(
     max_udp_payload: u16,
     out: &mut Vec<u8>,
 ) -> Option<Answered<'s>> {
-    if let Some(fast) = super::fast::answer(snapshot, query, transport, max_udp_payload, out) {
+    let extensions = Extensions::default();
+    respond_into_with(
+        snapshot,
+        query,
+        transport,
+        max_udp_payload,
+        &extensions,
+        out,
+    )
+}
+
+/// [`respond_into`], with what the server adds beyond its zone data (see [`Extensions`]).
+pub fn respond_into_with<'s>(
+    snapshot: &'s Snapshot,
+    query: &[u8],
+    transport: Transport,
+    max_udp_payload: u16,
+    extensions: &Extensions<'_>,
+    out: &mut Vec<u8>,
+) -> Option<Answered<'s>> {
+    let nsid = extensions.nsid;
+    let cookies = extensions.cookies.is_some();
+    if let Some(fast) = super::fast::answer_with(
+        snapshot,
+        query,
+        transport,
+        max_udp_payload,
+        nsid,
+        cookies,
+        out,
+    ) {
         return Some(fast.answered());
     }
-    let reply = respond_general(snapshot, query, transport, max_udp_payload)?;
+    let reply = respond_general_with(snapshot, query, transport, max_udp_payload, extensions)?;
     // The general path allocates its own buffer; taking it is cheaper than copying it.
     *out = reply.bytes;
     Some(Answered {
         rcode: reply.rcode,
         qtype: reply.qtype,
         zone: reply.zone.map(Cow::Owned),
+        address_proven: reply.address_proven,
     })
 }
 
@@ -61,6 +100,23 @@ pub fn respond_general(
     transport: Transport,
     max_udp_payload: u16,
 ) -> Option<Reply> {
+    respond_general_with(
+        snapshot,
+        query,
+        transport,
+        max_udp_payload,
+        &Extensions::default(),
+    )
+}
+
+/// [`respond_general`], with what the server adds beyond its zone data (see [`Extensions`]).
+pub fn respond_general_with(
+    snapshot: &Snapshot,
+    query: &[u8],
+    transport: Transport,
+    max_udp_payload: u16,
+    extensions: &Extensions<'_>,
+) -> Option<Reply> {
     let mut decoder = BinDecoder::new(query);
     let header = Header::read(&mut decoder).ok()?;
     if header.metadata.message_type == MessageType::Response {
@@ -68,27 +124,75 @@ pub fn respond_general(
     }
     let mut metadata = Metadata::response_from_request(&header.metadata);
 
-    let Ok((queries, request_edns)) = read_body(&mut decoder, &header) else {
+    let Ok(Body {
+        queries,
+        edns: request_edns,
+        signature,
+    }) = read_body(&mut decoder, &header)
+    else {
         // The question cannot be trusted, so the answer is the header alone.
         metadata.response_code = ResponseCode::FormErr;
         return Some(Reply::bare(header_only(metadata), ResponseCode::FormErr));
     };
 
+    // RFC 7873 section 5.2.2: a COOKIE option of a wrong length is a format error.
+    let cookie = match client_cookie(request_edns.as_ref(), extensions) {
+        Ok(cookie) => cookie,
+        Err(Malformed) => {
+            metadata.response_code = ResponseCode::FormErr;
+            return Some(Reply::bare(header_only(metadata), ResponseCode::FormErr));
+        }
+    };
     let response_edns = request_edns.as_ref().map(|request| {
         let mut edns = Edns::new();
         edns.set_max_payload(max_udp_payload.max(CLASSIC_UDP_SIZE));
         edns.set_version(0);
         // RFC 3225: the DO bit is copied from the query (we sign nothing, so it changes nothing).
         edns.set_dnssec_ok(request.flags().dnssec_ok);
+        if let Some(nsid) = nsid_to_send(request, extensions) {
+            edns.options_mut().insert(EdnsOption::NSID(nsid));
+        }
+        if let Some((cookie, secrets, client)) = cookie {
+            let data = secrets.answer(&cookie, client, tsig::now());
+            edns.options_mut()
+                .insert(EdnsOption::Unknown(OPTION_COOKIE, data));
+        }
         edns
     });
+    let address_proven = cookie
+        .is_some_and(|(cookie, secrets, client)| secrets.verifies(&cookie, client, tsig::now()));
     let edns_ref = response_edns.as_ref();
     let limit = size_limit(
         transport,
         request_edns.as_ref().map(Edns::max_payload),
         max_udp_payload,
     );
-    let error = if request_edns.as_ref().is_some_and(|edns| edns.version() > 0) {
+    // RFC 8945 section 5.2: the signature is checked before anything else in the query.
+    let time = if signature.is_some() { tsig::now() } else { 0 };
+    let (signing, tsig_error) = match &signature {
+        None => (Signing::Unsigned, None),
+        Some(signature) => {
+            let keys = extensions
+                .tsig_keys
+                .map(|keys| keys.load_full())
+                .unwrap_or_default();
+            match tsig::verify(&keys, query, signature, time) {
+                Verification::Valid { signing, .. } => (signing, None),
+                Verification::Rejected(signing) => (signing, Some(ResponseCode::NotAuth)),
+                Verification::Unusable => (Signing::Unsigned, Some(ResponseCode::ServFail)),
+            }
+        }
+    };
+    // A signed answer keeps room for its signature within the client's limit.
+    let signed = Signed {
+        signing: &signing,
+        id: header.metadata.id,
+        time,
+    };
+    let limit = signed.limit_for_body(limit);
+    let error = if tsig_error.is_some() {
+        tsig_error
+    } else if request_edns.as_ref().is_some_and(|edns| edns.version() > 0) {
         Some(ResponseCode::BADVERS)
     } else if header.metadata.op_code != OpCode::Query {
         Some(ResponseCode::NotImp)
@@ -99,7 +203,9 @@ pub fn respond_general(
     };
     if let Some(code) = error {
         metadata.response_code = code;
-        let mut reply = Reply::bare(encode_error(metadata, &queries, edns_ref, limit), code);
+        let bytes = signed.sign(encode_error(metadata, &queries, edns_ref, limit));
+        let mut reply = Reply::bare(bytes, code);
+        reply.address_proven = address_proven;
         reply.qtype = queries.queries().first().map(|q| q.query_type());
         return Some(reply);
     }
@@ -114,18 +220,78 @@ pub fn respond_general(
     metadata.response_code = answer.rcode;
     metadata.authoritative = answer.authoritative;
     Some(Reply {
-        bytes: encode_answer(metadata, &queries, edns_ref, &answer, limit),
+        bytes: signed.sign(encode_answer(metadata, &queries, edns_ref, &answer, limit)),
         rcode: answer.rcode,
         qtype: Some(question.query_type()),
         zone: answer.zone,
+        address_proven,
     })
 }
 
+/// The query's COOKIE option, when the server answers cookies and knows the client's address,
+/// with what answering it needs; `Err` when the option is malformed.
+fn client_cookie<'q, 'e>(
+    request: Option<&'q Edns>,
+    extensions: &Extensions<'e>,
+) -> Result<Option<(ClientCookie<'q>, &'e CookieSecrets, IpAddr)>, Malformed> {
+    let (Some(request), Some(secrets), Some(client)) =
+        (request, extensions.cookies, extensions.client)
+    else {
+        return Ok(None);
+    };
+    match request.option(EdnsCode::Cookie) {
+        Some(EdnsOption::Unknown(_, data)) => {
+            Ok(Some((ClientCookie::read(data)?, secrets, client)))
+        }
+        // hickory reads COOKIE as an option it does not know; anything else is not a cookie.
+        _ => Ok(None),
+    }
+}
+
+/// How the answer to a query is signed (RFC 8945 section 5.3), and what it needs to be.
+struct Signed<'a> {
+    signing: &'a Signing,
+    id: u16,
+    time: u64,
+}
+
+impl Signed<'_> {
+    /// The limit for the answer before its signature: `limit` less the room the signature
+    /// takes, so that the signed answer (a TC one included) stays within the client's limit.
+    fn limit_for_body(&self, limit: u16) -> u16 {
+        let room = u16::try_from(self.signing.room()).unwrap_or(u16::MAX);
+        limit.saturating_sub(room).max(HEADER_LEN)
+    }
+
+    /// `unsigned` with its TSIG record appended, when the answer is to be signed. An answer
+    /// that cannot be signed still goes out, with its response code, unsigned.
+    fn sign(&self, mut unsigned: Vec<u8>) -> Vec<u8> {
+        if let Some(record) = self.signing.sign(self.id, self.time, &unsigned) {
+            // Appending leaves `unsigned` as it was when it fails.
+            let _ = tsig::append(&mut unsigned, &record);
+        }
+        unsigned
+    }
+}
+
+/// The server's NSID, when it has one and the query asked for it with an empty NSID option
+/// (RFC 5001 section 2.1: a request carries no data; one that does gets no NSID).
+fn nsid_to_send(request: &Edns, extensions: &Extensions<'_>) -> Option<NSIDPayload> {
+    let asked = matches!(request.option(EdnsCode::NSID), Some(EdnsOption::NSID(payload)) if payload.as_ref().is_empty());
+    let nsid = extensions.nsid.filter(|_| asked)?;
+    NSIDPayload::new(nsid).ok()
+}
+
 /// The question and the OPT record; the other sections of a query are read only to check them.
-fn read_body(
-    decoder: &mut BinDecoder<'_>,
-    header: &Header,
-) -> Result<(Queries, Option<Edns>), DecodeError> {
+/// What the general path reads from a query's body.
+struct Body {
+    queries: Queries,
+    edns: Option<Edns>,
+    /// The TSIG record, when the query is signed.
+    signature: Option<Box<Record<TSIG>>>,
+}
+
+fn read_body(decoder: &mut BinDecoder<'_>, header: &Header) -> Result<Body, DecodeError> {
     let counts = header.counts;
     let op_code = header.metadata.op_code;
     // Every question takes at least 5 bytes (the root name, type and class). Checking first
@@ -140,8 +306,13 @@ fn read_body(
     }
     Message::read_records(decoder, counts.answers as usize, false, op_code)?;
     Message::read_records(decoder, counts.authorities as usize, false, op_code)?;
-    let (_, edns, _) = Message::read_records(decoder, counts.additionals as usize, true, op_code)?;
-    Ok((queries, edns))
+    let (_, edns, signature) =
+        Message::read_records(decoder, counts.additionals as usize, true, op_code)?;
+    Ok(Body {
+        queries,
+        edns,
+        signature,
+    })
 }
 
 /// An error response: the question(s) echoed, and the OPT record when the query had one. When
@@ -306,6 +477,9 @@ pub fn truncated(reply: &[u8]) -> Option<Vec<u8>> {
     message.answers.clear();
     message.authorities.clear();
     message.additionals.clear();
+    // A TSIG signature covered the whole answer and would not verify for this one; it goes
+    // unsigned (re-signing would need the key, which the rate limiter does not hold).
+    message.take_signature();
     message.metadata.truncation = true;
     message.to_vec().ok()
 }

@@ -27,6 +27,8 @@ pub struct Reply {
     pub qtype: Option<RecordType>,
     /// The served zone the question fell in.
     pub zone: Option<Arc<str>>,
+    /// The query returned a valid server cookie (RFC 7873): its source address is proven.
+    pub address_proven: bool,
 }
 
 impl Reply {
@@ -36,6 +38,7 @@ impl Reply {
             rcode,
             qtype: None,
             zone: None,
+            address_proven: false,
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct Answered<'s> {
     pub qtype: Option<RecordType>,
     /// The served zone the question fell in.
     pub zone: Option<Cow<'s, Arc<str>>>,
+    /// The query returned a valid server cookie (RFC 7873): its source address is proven.
+    pub address_proven: bool,
 }
 
 impl Answered<'_> {
@@ -59,6 +64,7 @@ impl Answered<'_> {
             rcode: self.rcode,
             qtype: self.qtype,
             zone: self.zone.map(Cow::into_owned),
+            address_proven: self.address_proven,
         }
     }
 }

@@ -11,7 +11,8 @@ use hickory_proto::rr::RecordType;
 use super::dispatch::{Route, route};
 use super::query_log::{QueryLog, log_query};
 use super::rrl::{ResponseRateLimiter, Verdict};
-use crate::dns::{Answered, Transport, respond_into, size_limit, truncated};
+use crate::dns::cookie::CookieSecrets;
+use crate::dns::{Answered, Extensions, Transport, respond_into_with, size_limit, truncated};
 use crate::metrics::Metrics;
 use crate::update::UpdateDoor;
 use crate::zone::Snapshot;
@@ -25,6 +26,10 @@ pub struct Answerer {
     pub metrics: Arc<Metrics>,
     pub max_udp_payload: u16,
     pub query_log: Arc<QueryLog>,
+    /// The name server identifier sent to queries that ask for it (`[server] nsid`).
+    pub nsid: Option<Arc<[u8]>>,
+    /// The secrets server cookies (RFC 7873, RFC 9018) are made with.
+    pub cookies: Arc<CookieSecrets>,
 }
 
 impl Answerer {
@@ -61,7 +66,20 @@ impl Answerer {
     ) -> Option<()> {
         let started = self.metrics.should_time().then(Instant::now);
         let snapshot = self.snapshot.load();
-        let answered = respond_into(&snapshot, query, transport, self.max_udp_payload, out)?;
+        let extensions = Extensions {
+            nsid: self.nsid.as_deref(),
+            tsig_keys: Some(self.updates.keys().current()),
+            cookies: Some(&self.cookies),
+            client: Some(peer.ip()),
+        };
+        let answered = respond_into_with(
+            &snapshot,
+            query,
+            transport,
+            self.max_udp_payload,
+            &extensions,
+            out,
+        )?;
         self.record(query, answered, transport, peer, started, out, rrl)
     }
 
@@ -82,6 +100,7 @@ impl Answerer {
         let reply = self.updates.answer(update, limit).await;
         *out = reply.bytes;
         let answered = Answered {
+            address_proven: false,
             rcode: reply.rcode,
             qtype: Some(RecordType::SOA),
             zone: None,

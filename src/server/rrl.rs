@@ -88,6 +88,11 @@ impl ResponseRateLimiter {
 
     /// Decides what to do with `reply`, the answer to `query` from `client`.
     pub fn check(&self, client: IpAddr, query: &[u8], reply: &Reply) -> Verdict {
+        // A client that returned a valid server cookie receives at its address: it cannot be a
+        // spoofed victim, so it is not limited (as BIND does).
+        if reply.address_proven {
+            return Verdict::Send;
+        }
         let now = self.epoch.elapsed().as_millis() as u64;
         self.check_key(self.key(client, query, reply), now)
     }
@@ -331,6 +336,7 @@ mod tests {
 
     fn reply(bytes_header: [u8; 12], rcode: ResponseCode) -> Reply {
         Reply {
+            address_proven: false,
             bytes: bytes_header.to_vec(),
             rcode,
             qtype: Some(RecordType::A),

@@ -46,6 +46,11 @@ impl KeyRing {
     pub fn load(&self) -> Arc<Vec<TsigKey>> {
         self.0.load_full()
     }
+
+    /// The keys in force, for a reader that loads them only when it needs them (signed queries).
+    pub fn current(&self) -> &ArcSwap<Vec<TsigKey>> {
+        &self.0
+    }
 }
 
 /// What the listeners need to take updates: the keys to verify them and the way to the writer.
@@ -68,6 +73,11 @@ impl UpdateDoor {
             receiver,
             keys,
         )
+    }
+
+    /// The TSIG keys in force: they sign queries too (RFC 8945 section 5.2).
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     /// Answers an UPDATE message (`query`, whose header says opcode UPDATE) in at most `limit`

@@ -2,17 +2,11 @@
 //! the TSIG signature, RFC 8945) and the signed answer, kept within the client's size limit.
 //! Nothing here waits: a verified update is handed to the writer by [`super::UpdateDoor`].
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use hickory_proto::op::{Header, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::tsig::TsigError;
-use hickory_proto::rr::{Name, TSigResponseContext, TSigner};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
 
 use crate::config::TsigKey;
-
-/// The clock skew a signature may have (RFC 8945 recommends 300 seconds).
-const FUDGE: u16 = 300;
+use crate::dns::tsig::{Signing, Verification, now, verify};
 
 /// An encoded answer to an UPDATE, and its response code for metrics and logs.
 #[derive(Debug, Clone)]
@@ -47,23 +41,6 @@ impl PendingAnswer {
     }
 }
 
-/// How an answer is signed (RFC 8945 section 5.3).
-#[derive(Clone)]
-enum Signing {
-    /// Not signed: the update carried no signature.
-    Unsigned,
-    /// BADKEY: an unsigned TSIG record naming the key the client used.
-    UnknownKey(Name),
-    /// BADSIG: an unsigned TSIG record.
-    BadSignature(TSigner),
-    /// Signed with the client's key, over the client's MAC.
-    Signed {
-        signer: TSigner,
-        request_mac: Vec<u8>,
-        error: Option<TsigError>,
-    },
-}
-
 /// The answer being built: the request's ID and zone section, and how to sign it.
 struct Response {
     message: Message,
@@ -72,22 +49,6 @@ struct Response {
 }
 
 impl Response {
-    fn context(&self) -> Option<TSigResponseContext> {
-        let id = self.message.id;
-        Some(match self.signing.clone() {
-            Signing::Unsigned => return None,
-            Signing::UnknownKey(name) => TSigResponseContext::unknown_key(id, self.time, name),
-            Signing::BadSignature(signer) => {
-                TSigResponseContext::bad_signature(id, self.time, signer)
-            }
-            Signing::Signed {
-                signer,
-                request_mac,
-                error,
-            } => TSigResponseContext::new(id, self.time, signer, request_mac, error),
-        })
-    }
-
     /// The answer with `code`, signed as the request calls for, in at most `limit` bytes. The
     /// zone section is echoed when it fits (RFC 2136 section 3.8); when it does not, it is left
     /// out, and when even the signature does not fit, the answer is the header alone.
@@ -116,24 +77,18 @@ impl Response {
     fn encode(&self) -> Option<Vec<u8>> {
         let mut message = self.message.clone();
         let bytes = message.to_vec().ok()?;
-        let Some(context) = self.context() else {
+        if !self.signing.is_signed() {
             return Some(bytes);
-        };
-        match context.sign(&bytes) {
-            Ok(signature) => {
+        }
+        match self.signing.sign(self.message.id, self.time, &bytes) {
+            Some(signature) => {
                 message.set_signature(signature);
                 message.to_vec().ok()
             }
             // An answer that cannot be signed still carries its response code.
-            Err(_) => Some(bytes),
+            None => Some(bytes),
         }
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |age| age.as_secs())
 }
 
 /// Checks an UPDATE message (`query`, whose header says opcode UPDATE) against `keys`. Every
@@ -171,46 +126,22 @@ pub fn check(keys: &[TsigKey], query: &[u8], limit: u16) -> Checked {
         // RFC 2136 section 3.3: an unauthenticated update is refused.
         return Checked::Answered(response.finish(ResponseCode::Refused, limit));
     };
-    let tsig = &signature.data;
-    let Some(key) = keys
-        .iter()
-        .find(|key| key.name == signature.name.to_lowercase() && key.algorithm == tsig.algorithm)
-    else {
-        response.signing = Signing::UnknownKey(signature.name.clone());
-        return Checked::Answered(response.finish(ResponseCode::NotAuth, limit));
-    };
-    let Ok(signer) = TSigner::new(
-        key.secret.clone(),
-        key.algorithm.clone(),
-        key.name.clone(),
-        FUDGE,
-    ) else {
-        return Checked::Answered(response.finish(ResponseCode::ServFail, limit));
-    };
-    // A time below the fudge cannot be right, and the library's window would underflow.
-    if tsig.time < u64::from(tsig.fudge) {
-        response.signing = Signing::BadSignature(signer);
-        return Checked::Answered(response.finish(ResponseCode::NotAuth, limit));
-    }
-    let (request_mac, window) = match signer.verify_message_byte(query, None, true) {
-        Ok((mac, _, window)) => (mac, window),
-        Err(_) => {
-            response.signing = Signing::BadSignature(signer);
+    let key = match verify(keys, query, signature, time) {
+        Verification::Valid { key, signing } => {
+            response.signing = signing;
+            key
+        }
+        Verification::Rejected(signing) => {
+            response.signing = signing;
             return Checked::Answered(response.finish(ResponseCode::NotAuth, limit));
         }
+        Verification::Unusable => {
+            return Checked::Answered(response.finish(ResponseCode::ServFail, limit));
+        }
     };
-    let in_window = (window.start..=window.end).contains(&time);
-    response.signing = Signing::Signed {
-        signer,
-        request_mac,
-        error: (!in_window).then_some(TsigError::BadTime),
-    };
-    if !in_window {
-        return Checked::Answered(response.finish(ResponseCode::NotAuth, limit));
-    }
     Checked::Verified(Box::new(Verified {
         message: request,
-        key: key.clone(),
+        key,
         answer: PendingAnswer(response),
     }))
 }

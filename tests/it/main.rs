@@ -6,6 +6,7 @@ mod blackhole;
 mod cli;
 mod dns;
 mod docs;
+mod edns;
 mod fast_path;
 mod haproxy;
 mod health;

@@ -70,6 +70,12 @@ pub struct ServerSettings {
     /// TSIG keys from `[[tsig]]` tables: the only way to sign an RFC 2136 update. They take
     /// effect on reload (unlike the rest of `[server]`).
     pub tsig_keys: Vec<TsigKey>,
+    /// The name server identifier (RFC 5001) sent to queries that ask for it; `None` sends none.
+    pub nsid: Option<Vec<u8>>,
+    /// The secret server cookies (RFC 9018) are made with; `None` makes a random one at start.
+    pub cookie_secret: Option<[u8; 16]>,
+    /// The secret before the last rotation: cookies made with it are still accepted.
+    pub cookie_secret_previous: Option<[u8; 16]>,
 }
 
 /// A TSIG key (RFC 8945), shared with the tool that signs updates (`nsupdate -y`/`-k`).
