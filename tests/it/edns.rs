@@ -54,6 +54,10 @@ fn now() -> u64 {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_dig),
+    ignore = "needs dig and kdig: apt-get install bind9-dnsutils knot-dnsutils, then cargo test --test it edns::"
+)]
 fn nsid_is_returned_to_dig_and_kdig_on_both_paths_when_configured() {
     let server = start("nsid = \"apidns-1\"");
     // A pool answer and an NXDOMAIN (the fast path), a static record and an SOA (the general).
@@ -82,6 +86,10 @@ fn nsid_is_returned_to_dig_and_kdig_on_both_paths_when_configured() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_dig),
+    ignore = "needs dig and kdig: apt-get install bind9-dnsutils knot-dnsutils, then cargo test --test it edns::"
+)]
 fn nsid_is_off_by_default_and_hex_is_read_as_bytes() {
     let server = start("");
     let output = ask("dig", server.addr(), &["+nsid", API, "A"]);
@@ -131,6 +139,10 @@ fn dig_key() -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_dig),
+    ignore = "needs dig and kdig: apt-get install bind9-dnsutils knot-dnsutils, then cargo test --test it edns::"
+)]
 fn a_query_signed_with_dig_gets_an_answer_dig_verifies() {
     let server = start("");
     for transport in ["+notcp", "+tcp"] {
@@ -172,6 +184,10 @@ fn a_query_signed_with_dig_gets_an_answer_dig_verifies() {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_dig),
+    ignore = "needs dig and kdig: apt-get install bind9-dnsutils knot-dnsutils, then cargo test --test it edns::"
+)]
 fn a_signed_answer_too_large_for_udp_is_truncated_and_still_signed() {
     let server = start("");
     let name = "big.k8s.example.com.";
@@ -307,6 +323,10 @@ fn cookie_line(output: &str) -> Option<&str> {
 }
 
 #[test]
+#[cfg_attr(
+    not(apidns_has_dig),
+    ignore = "needs dig and kdig: apt-get install bind9-dnsutils knot-dnsutils, then cargo test --test it edns::"
+)]
 fn dig_gets_a_server_cookie_and_a_replayed_one_is_good() {
     let server = start(&format!("cookie_secret = \"{COOKIE_SECRET}\""));
     let output = ask("dig", server.addr(), &["+cookie", API, "A"]);

@@ -21,5 +21,5 @@ mod rrl;
 mod srv;
 mod tcp_abuse;
 mod update;
-mod zone_files;
 mod wildcards;
+mod zone_files;

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::Duration;
 
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use testkit::client::{a_sorted, query, udp};
 use testkit::server::{TempDir, TestServer, binary};
@@ -40,6 +41,10 @@ const fn case(name: &'static str, text: &'static str) -> Case {
 /// Files both BIND and apidns load.
 const VALID: &[Case] = &[
     case("head only", ""),
+    case(
+        "wildcards",
+        "*.apps A 192.0.2.80\n*.apps TXT \"any app\"\n* MX 10 mail\nmail A 192.0.2.25\n",
+    ),
     case(
         "relative names and @",
         "www A 192.0.2.1\n@ TXT apex\nmail.k8s.example.com. A 192.0.2.2\n",
@@ -424,6 +429,51 @@ fn check_names_the_zone_file_and_line() {
         stderr.contains("has an SOA both here and in its records_file"),
         "{stderr}"
     );
+}
+
+/// A wildcard from a zone file answers names it covers with the question's name as owner, and
+/// `*` elsewhere than the leftmost label, or an NS at a wildcard, is refused with the line.
+#[test]
+fn wildcards_in_a_zone_file() {
+    let dir = TempDir::new("zone-wildcard");
+    write_zone(
+        dir.path(),
+        &case("wildcard", "*.apps A 192.0.2.80\n"),
+        false,
+    );
+    let config = dir.write(
+        "apidns.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n",
+    );
+    let server = TestServer::start_with(dir, config, &[]);
+    let reply = udp(
+        server.addr(),
+        &query("shop.apps.k8s.example.com.", RecordType::A, Some(1232)),
+    );
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    let answers: Vec<String> = reply
+        .answers
+        .iter()
+        .map(|record| format!("{} {}", record.name, record.data))
+        .collect();
+    assert_eq!(answers, ["shop.apps.k8s.example.com. 192.0.2.80"]);
+    drop(server);
+
+    for (text, expected) in [
+        ("www.*.apps A 192.0.2.81\n", "only as the leftmost label"),
+        ("*.apps NS ns1\n", "cannot own NS records"),
+    ] {
+        let dir = TempDir::new("zone-wildcard-bad");
+        write_zone(dir.path(), &case("bad wildcard", text), false);
+        let output = apidns_check(&dir);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{text}: {stderr}");
+        let line = HEAD.lines().count() + 1;
+        assert!(
+            stderr.contains(&format!("zones/k8s.zone:{line}:")) && stderr.contains(expected),
+            "{text}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -201,7 +201,8 @@ impl RecordsFile {
         self.error(line, message.into())
     }
 
-    /// One record on its own: class IN, inside the zone, not a wildcard, a type apidns serves
+    /// One record on its own: class IN, inside the zone, `*` only as a wildcard's leftmost label
+    /// (and no NS there), a type apidns serves
     /// statically, the SOA only at the apex. Names come out lower case.
     fn check(&self, record: Record) -> Result<Record, ConfigError> {
         let origin = &self.origin;
@@ -214,8 +215,15 @@ impl RecordsFile {
             ))
         } else if !origin.zone_of(&name) {
             Some(format!("{name} is outside the zone {origin}"))
-        } else if name.iter().any(|label| label == b"*") {
-            Some(format!("{name}: wildcard names are not supported"))
+        } else if name.iter().skip(1).any(|label| label == b"*") {
+            // The same rules as for `records` (records.rs, parse_owner and the NS check).
+            Some(format!(
+                "{name}: `*` makes a wildcard only as the leftmost label"
+            ))
+        } else if name.iter().next() == Some(&b"*"[..]) && record_type == RecordType::NS {
+            Some(format!(
+                "{name} is a wildcard: it cannot own NS records (RFC 4592 §4.2)"
+            ))
         } else if record_type == RecordType::SOA && &name != origin {
             Some(format!(
                 "the SOA record must be at the zone apex {origin}, not at {name}"
