@@ -143,22 +143,9 @@ pub fn respond_general_with(
             return Some(Reply::bare(header_only(metadata), ResponseCode::FormErr));
         }
     };
-    let response_edns = request_edns.as_ref().map(|request| {
-        let mut edns = Edns::new();
-        edns.set_max_payload(max_udp_payload.max(CLASSIC_UDP_SIZE));
-        edns.set_version(0);
-        // RFC 3225: the DO bit is copied from the query (we sign nothing, so it changes nothing).
-        edns.set_dnssec_ok(request.flags().dnssec_ok);
-        if let Some(nsid) = nsid_to_send(request, extensions) {
-            edns.options_mut().insert(EdnsOption::NSID(nsid));
-        }
-        if let Some((cookie, secrets, client)) = cookie {
-            let data = secrets.answer(&cookie, client, tsig::now());
-            edns.options_mut()
-                .insert(EdnsOption::Unknown(OPTION_COOKIE, data));
-        }
-        edns
-    });
+    let response_edns = request_edns
+        .as_ref()
+        .map(|request| response_edns(request, max_udp_payload, extensions, cookie.as_ref()));
     let address_proven = cookie
         .is_some_and(|(cookie, secrets, client)| secrets.verifies(&cookie, client, tsig::now()));
     let edns_ref = response_edns.as_ref();
@@ -169,20 +156,7 @@ pub fn respond_general_with(
     );
     // RFC 8945 section 5.2: the signature is checked before anything else in the query.
     let time = if signature.is_some() { tsig::now() } else { 0 };
-    let (signing, tsig_error) = match &signature {
-        None => (Signing::Unsigned, None),
-        Some(signature) => {
-            let keys = extensions
-                .tsig_keys
-                .map(|keys| keys.load_full())
-                .unwrap_or_default();
-            match tsig::verify(&keys, query, signature, time) {
-                Verification::Valid { signing, .. } => (signing, None),
-                Verification::Rejected(signing) => (signing, Some(ResponseCode::NotAuth)),
-                Verification::Unusable => (Signing::Unsigned, Some(ResponseCode::ServFail)),
-            }
-        }
-    };
+    let (signing, tsig_error) = check_signature(query, signature.as_deref(), extensions, time);
     // A signed answer keeps room for its signature within the client's limit.
     let signed = Signed {
         signing: &signing,
@@ -226,6 +200,51 @@ pub fn respond_general_with(
         zone: answer.zone,
         address_proven,
     })
+}
+
+/// The OPT record of the answer to a query that had one: our payload size, version 0, the
+/// query's DO bit, and the NSID and server cookie when the query asked for them.
+fn response_edns(
+    request: &Edns,
+    max_udp_payload: u16,
+    extensions: &Extensions<'_>,
+    cookie: Option<&(ClientCookie<'_>, &CookieSecrets, IpAddr)>,
+) -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(max_udp_payload.max(CLASSIC_UDP_SIZE));
+    edns.set_version(0);
+    // RFC 3225: the DO bit is copied from the query (we sign nothing, so it changes nothing).
+    edns.set_dnssec_ok(request.flags().dnssec_ok);
+    if let Some(nsid) = nsid_to_send(request, extensions) {
+        edns.options_mut().insert(EdnsOption::NSID(nsid));
+    }
+    if let Some((cookie, secrets, client)) = cookie {
+        let data = secrets.answer(cookie, *client, tsig::now());
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(OPTION_COOKIE, data));
+    }
+    edns
+}
+
+/// How the answer is signed, and the error a bad signature gets (RFC 8945 section 5.2).
+fn check_signature(
+    query: &[u8],
+    signature: Option<&Record<TSIG>>,
+    extensions: &Extensions<'_>,
+    time: u64,
+) -> (Signing, Option<ResponseCode>) {
+    let Some(signature) = signature else {
+        return (Signing::Unsigned, None);
+    };
+    let keys = extensions
+        .tsig_keys
+        .map(|keys| keys.load_full())
+        .unwrap_or_default();
+    match tsig::verify(&keys, query, signature, time) {
+        Verification::Valid { signing, .. } => (signing, None),
+        Verification::Rejected(signing) => (signing, Some(ResponseCode::NotAuth)),
+        Verification::Unusable => (Signing::Unsigned, Some(ResponseCode::ServFail)),
+    }
 }
 
 /// The query's COOKIE option, when the server answers cookies and knows the client's address,

@@ -5,9 +5,14 @@ use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, SRV};
 use hickory_proto::rr::{Name, RData, RecordType};
 
+/// A record type that static data cannot hold.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} records cannot be served statically")]
+pub(super) struct UnservableType(RecordType);
+
 /// Whether records of this type can be served from static data (SOA aside, which has its own
 /// place).
-pub(super) fn servable_type(record_type: RecordType) -> Result<(), String> {
+pub(super) fn servable_type(record_type: RecordType) -> Result<(), UnservableType> {
     match record_type {
         RecordType::Unknown(_)
         | RecordType::OPT
@@ -16,7 +21,7 @@ pub(super) fn servable_type(record_type: RecordType) -> Result<(), String> {
         | RecordType::IXFR
         | RecordType::TSIG
         | RecordType::NULL
-        | RecordType::ZERO => Err(format!("{record_type} records cannot be served statically")),
+        | RecordType::ZERO => Err(UnservableType(record_type)),
         _ => Ok(()),
     }
 }

@@ -43,7 +43,7 @@ pub(super) fn parse_records(
     if let Some(from_file) = from_file {
         for record in &from_file.records {
             check_record_fits(record, &records, origin)
-                .map_err(|message| from_file.error_at(record, message))?;
+                .map_err(|misfit| from_file.error_at(record, misfit.to_string()))?;
             records.push(record.clone());
         }
     }
@@ -158,7 +158,7 @@ fn record_type(
                 .to_string(),
         ));
     }
-    servable_type(record_type).map_err(type_error)?;
+    servable_type(record_type).map_err(|unservable| type_error(unservable.to_string()))?;
     Ok((record_type, type_text))
 }
 
@@ -195,32 +195,41 @@ fn character_strings(text: &str) -> Vec<String> {
     strings
 }
 
+/// A record that does not fit with the records written before it.
+#[derive(Debug, thiserror::Error)]
+enum Misfit {
+    #[error("a CNAME cannot sit at the zone apex {0} (the apex carries SOA and NS)")]
+    CnameAtApex(Name),
+    #[error("{0} has two CNAME records")]
+    TwoCnames(Name),
+    #[error("{0} has a CNAME and other data; a CNAME must be the only record at its name")]
+    CnameAndOtherData(Name),
+    /// The record as written, `name type data`: one line of text is all the error needs.
+    #[error("duplicate record: {0}")]
+    Duplicate(String),
+}
+
 /// Rules that involve other records: CNAME stands alone and not at the apex, no duplicates.
 /// The error is a sentence about `record`; the caller says where it was written.
-fn check_record_fits(record: &Record, earlier: &[Record], origin: &Name) -> Result<(), String> {
+fn check_record_fits(record: &Record, earlier: &[Record], origin: &Name) -> Result<(), Misfit> {
     let is_cname = record.record_type() == RecordType::CNAME;
     if is_cname && &record.name == origin {
-        return Err(format!(
-            "a CNAME cannot sit at the zone apex {origin} (the apex carries SOA and NS)"
-        ));
+        return Err(Misfit::CnameAtApex(origin.clone()));
     }
     for other in earlier.iter().filter(|other| other.name == record.name) {
         if other.record_type() == RecordType::CNAME || is_cname {
             if other.record_type() == RecordType::CNAME && is_cname {
-                return Err(format!("{} has two CNAME records", record.name));
+                return Err(Misfit::TwoCnames(record.name.clone()));
             }
-            return Err(format!(
-                "{} has a CNAME and other data; a CNAME must be the only record at its name",
-                record.name
-            ));
+            return Err(Misfit::CnameAndOtherData(record.name.clone()));
         }
         if other.record_type() == record.record_type() && other.data == record.data {
-            return Err(format!(
-                "duplicate record: {} {} {}",
+            return Err(Misfit::Duplicate(format!(
+                "{} {} {}",
                 record.name,
                 record.record_type(),
                 record.data
-            ));
+            )));
         }
     }
     Ok(())

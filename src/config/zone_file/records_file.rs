@@ -231,7 +231,7 @@ impl RecordsFile {
         } else if record_type == RecordType::SOA {
             None
         } else if let Err(message) = servable_type(record_type) {
-            Some(message)
+            Some(message.to_string())
         } else {
             long_string(&record.data).map(|length| {
                 format!(
