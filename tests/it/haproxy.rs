@@ -293,6 +293,15 @@ impl Haproxy {
             .unwrap_or_else(|| panic!("runtime API: no answer to {command:?}"))
     }
 
+    /// Queries HAProxy has sent to the `apidns` resolvers, from `show resolvers`.
+    fn resolver_queries(&self) -> u64 {
+        self.command("show resolvers apidns")
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("sent:"))
+            .filter_map(|count| count.trim().parse::<u64>().ok())
+            .sum()
+    }
+
     /// The backend's server slots.
     fn slots(&self) -> Vec<Slot> {
         let state = self.command(&format!("show servers state {PROXY}"));
@@ -696,8 +705,18 @@ fn haproxy_follows_the_srv_records() {
     scenario.apidns.signal("KILL");
     let _ = scenario.apidns.wait_exit(Duration::from_secs(5));
     let live: BTreeSet<SocketAddr> = scenario.live.iter().map(|s| s.address).collect();
-    // Three unanswered queries a second apart make a timeout; wait for two of them.
-    std::thread::sleep(Duration::from_secs(7));
+    // Three unanswered queries a second apart make a failed resolution. apidns is dead, so
+    // every query sent from now on goes unanswered: wait until HAProxy has sent six (two failed
+    // resolutions), then check it kept its servers.
+    let sent = scenario.haproxy.resolver_queries();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            scenario.haproxy.resolver_queries() >= sent + 6
+        })
+        .is_some(),
+        "haproxy stopped asking apidns\n{}",
+        scenario.haproxy.command("show resolvers apidns")
+    );
     assert_eq!(
         scenario.haproxy.active(),
         live,

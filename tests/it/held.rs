@@ -191,11 +191,25 @@ fn a_flapping_member_is_held_down() {
 #[test]
 fn a_held_member_gets_no_fresh_connections() {
     let a = Backend::start("127.0.65.1");
-    let probe = "interval = \"300ms\"\ntimeout = \"200ms\"\nfast_interval = \"100ms\"\n";
-    let _server = start(&[a.member()], probe);
-    // Ten intervals and three keepalive rounds: the held connection is the only probe, and its
-    // answered keepalives never look like a black hole.
-    std::thread::sleep(Duration::from_millis(3500));
+    // A second pool with the same timing but no held connection is the clock: each of its
+    // probes is a connection, so ten of them mean ten intervals (and three keepalive rounds)
+    // have passed for the held member too.
+    let clock = Backend::start("127.0.65.2");
+    let probe = "interval = \"300ms\", timeout = \"200ms\", fast_interval = \"100ms\"";
+    let zone = format!(
+        "{ZONE_HEAD}\n[pool.api]\nmembers = [\"{}\"]\nprobe = {{ {probe} }}\n\
+         [pool.clock]\nmembers = [\"{}\"]\nprobe = {{ {probe}, hold = false }}\n",
+        a.member(),
+        clock.member()
+    );
+    let _server = TestServer::start(ServerSpec::zone(&zone));
+    assert!(
+        eventually(Duration::from_secs(10), || clock.accepted() >= 10),
+        "the periodic pool was probed {} times in 10 s",
+        clock.accepted()
+    );
+    // The held connection is the only probe, and its answered keepalives never look like a
+    // black hole.
     assert_eq!(a.open_connections(), 1, "one connection is held");
     assert_eq!(
         a.accepted(),
