@@ -53,6 +53,44 @@ pub fn udp_raw_timeout(server: SocketAddr, bytes: &[u8], timeout: Duration) -> O
     }
 }
 
+/// What the server sent back to `bytes` over UDP, told apart from silence by an event rather
+/// than a timeout: `bytes` and then a well-formed query go out from one socket, and whatever
+/// arrives before the query's answer is the reply to `bytes`. The same source address and port
+/// always reach the same worker socket (SO_REUSEPORT hashes them), which answers its datagrams
+/// in order, so a reply to `bytes` would arrive first. `None`: the server sent nothing.
+pub fn udp_reply_before_sentinel(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let bind = if server.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let socket = UdpSocket::bind(bind).expect("bind client socket");
+    socket
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .expect("set timeout");
+    let mut sentinel = query("k8s.example.com.", RecordType::SOA, None);
+    sentinel.metadata.id = 0x5e17;
+    let sentinel = sentinel.to_vec().expect("encode the sentinel query");
+    socket.send_to(bytes, server).expect("send the datagram");
+    socket
+        .send_to(&sentinel, server)
+        .expect("send the sentinel");
+    let mut buffer = vec![0u8; 65_535];
+    let (length, _) = socket
+        .recv_from(&mut buffer)
+        .expect("the sentinel query was answered (the server keeps serving)");
+    let first = buffer[..length].to_vec();
+    let answers_the_sentinel = Message::from_vec(&first).is_ok_and(|reply| {
+        reply.metadata.id == 0x5e17
+            && reply.metadata.message_type == MessageType::Response
+            && reply.queries.first().is_some_and(|question| {
+                question.query_type() == RecordType::SOA
+                    && question.name().to_ascii() == "k8s.example.com."
+            })
+    });
+    (!answers_the_sentinel).then_some(first)
+}
+
 /// Sends `message` over UDP and parses the reply; panics on timeout or a bad reply.
 pub fn udp(server: SocketAddr, message: &Message) -> Message {
     let bytes = message.to_vec().expect("encode query");
