@@ -118,6 +118,7 @@ pub async fn serve(
     log_ready(&server, &snapshot.load());
     let zones = config.zones.len();
     let members = probers.len();
+    let journal_damaged = metrics.journal_damaged.clone();
     let (reloads, reload_requests) = tokio::sync::mpsc::channel(RELOAD_QUEUE);
     let reloader = Reloader::new(
         path,
@@ -131,7 +132,15 @@ pub async fn serve(
         probers,
         snapshot: snapshot.clone(),
     };
-    let writer = Writer::new(switchover, config, base, journal, snapshot, keys);
+    let writer = Writer::new(
+        switchover,
+        config,
+        base,
+        journal,
+        snapshot,
+        keys,
+        journal_damaged,
+    );
     tasks.spawn(writer.run(update_requests, reload_requests, shutdown.clone()));
     tasks.spawn(reloader.run(shutdown.clone()));
     ready.store(true, Ordering::Release);

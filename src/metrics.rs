@@ -171,6 +171,8 @@ pub struct Metrics {
     pub probe_lateness: Histogram,
     pub pool_fallback: Family<PoolLabels, Gauge>,
     pub reloads: Family<ResultLabels, Counter>,
+    /// 1 while the update journal is damaged and updates are refused.
+    pub journal_damaged: Gauge,
 }
 
 impl Metrics {
@@ -199,6 +201,7 @@ impl Metrics {
             probe_lateness: Histogram::new(exponential_buckets(1e-4, 2.0, 15)),
             pool_fallback: Family::default(),
             reloads: Family::default(),
+            journal_damaged: Gauge::default(),
         };
         metrics.register_answering();
         metrics.register_probing();
@@ -276,6 +279,11 @@ impl Metrics {
             "config_reloads",
             "Configuration reloads, by result (success, failure)",
             self.reloads.clone(),
+        );
+        registry.register(
+            "journal_damaged",
+            "1 while the update journal is damaged: updates are refused until it is repaired",
+            self.journal_damaged.clone(),
         );
     }
 

@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use prometheus_client::metrics::gauge::Gauge;
+
 use super::journal::{self, Entry, Journal};
 use super::{KeyRing, plan};
 use crate::config::{Config, TsigKey, ZoneConfig};
@@ -64,6 +66,8 @@ pub struct Writer<A> {
     snapshot: Arc<ArcSwap<Snapshot>>,
     /// The keys the listeners verify with; they follow the configuration in force.
     keys: KeyRing,
+    /// 1 while the journal is damaged (updates refused until it is repaired), for alerting.
+    journal_damaged: Gauge,
 }
 
 impl<A: Apply> Writer<A> {
@@ -75,7 +79,9 @@ impl<A: Apply> Writer<A> {
         journal: Journal,
         snapshot: Arc<ArcSwap<Snapshot>>,
         keys: KeyRing,
+        journal_damaged: Gauge,
     ) -> Self {
+        journal_damaged.set(i64::from(journal.damage.is_some()));
         Self {
             applier,
             config,
@@ -83,6 +89,7 @@ impl<A: Apply> Writer<A> {
             journal,
             snapshot,
             keys,
+            journal_damaged,
         }
     }
 
@@ -122,6 +129,8 @@ impl<A: Apply> Writer<A> {
             next.server.http = self.config.server.http;
         }
         self.base = base;
+        self.journal_damaged
+            .set(i64::from(journal.damage.is_some()));
         self.journal = journal;
         self.apply(next).await;
         Reloaded {

@@ -32,7 +32,7 @@ fn start_probing(state: &TempDir, port: u16, first: &str, probe: &str) -> TestSe
     );
     let mut spec = ServerSpec::zone(&zone);
     spec.server_extra = format!(
-        "state_dir = \"{}\"\n\n[[tsig]]\nname = \"{KEY_NAME}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n",
+        "state_dir = \"{}\"\nhttp = \"127.0.0.1:0\"\n\n[[tsig]]\nname = \"{KEY_NAME}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n",
         state.path().display()
     );
     // [[tsig]] is written after [server]; the [probe] table follows it.
@@ -320,6 +320,7 @@ fn a_damaged_journal_is_reported_and_does_not_stop_the_server() {
             "zone k8s.example.com\nupdate add api.k8s.example.com 5 A 127.0.0.51",
         );
         assert!(ok, "{output}");
+        assert_eq!(metric(&server, "apidns_journal_damaged"), Some(0.0));
     }
     // Cut the end line off: the file is truncated.
     let text = journal(&state);
@@ -337,6 +338,8 @@ fn a_damaged_journal_is_reported_and_does_not_stop_the_server() {
         })
         .expect("the damage is logged");
     assert!(line.contains("journal: truncated after entry 1"), "{line}");
+    // Alerting sees it too (contrib/prometheus: ApidnsJournalDamaged).
+    assert_eq!(metric(&server, "apidns_journal_damaged"), Some(1.0));
     // The entries before the damage still apply; further updates are refused.
     assert_eq!(a_sorted(server.addr(), API), ["127.0.0.50", "127.0.0.51"]);
     let (ok, output) = nsupdate(
