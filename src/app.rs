@@ -82,15 +82,15 @@ pub async fn serve(
 
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(address) = config.server.http {
-        let state = Arc::new(HttpState {
+        let state = HttpState {
             snapshot: snapshot.clone(),
             metrics: metrics.clone(),
             ready: ready.clone(),
             admin_token: config.server.admin_token.clone(),
             changes: probers.announcer(),
-        });
+        };
         let listener = open_http(address).await?;
-        tasks.spawn(http::serve(listener, state, shutdown.clone()));
+        tasks.spawn(http::serve(listener, Arc::new(state), shutdown.clone()));
     }
 
     probers
@@ -104,15 +104,7 @@ pub async fn serve(
         shutdown.clone(),
     ));
 
-    let answerer = Answerer {
-        snapshot: snapshot.clone(),
-        updates: door,
-        metrics: metrics.clone(),
-        max_udp_payload: config.server.max_udp_payload,
-        query_log: Arc::new(QueryLog::new(options.query_log_every)),
-        nsid: config.server.nsid.as_deref().map(Arc::from),
-        cookies: Arc::new(cookie_secrets(&config.server)),
-    };
+    let answerer = answerer(&config, snapshot.clone(), door, metrics.clone(), &options);
     let server = DnsServer::start(&config.server, answerer, shutdown.clone())?;
     crate::server::drop_privileges(config.server.user.as_deref())?;
     log_ready(&server, &snapshot.load());
@@ -147,13 +139,38 @@ pub async fn serve(
     info!(zones, members, "serving");
 
     server.wait().await;
+    join_all(tasks).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Waits for the background tasks to end after shutdown, logging any that failed.
+async fn join_all(mut tasks: tokio::task::JoinSet<()>) {
     while let Some(joined) = tasks.join_next().await {
         if let Err(error) = joined {
             error!(%error, "a background task failed");
         }
     }
-    info!("stopped");
-    Ok(())
+}
+
+/// What every DNS listener shares: the snapshot, the way to the update writer, the metrics,
+/// the query log, and what the server adds to answers (NSID, cookies).
+fn answerer(
+    config: &Config,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    updates: UpdateDoor,
+    metrics: Arc<Metrics>,
+    options: &ServeOptions,
+) -> Answerer {
+    Answerer {
+        snapshot,
+        updates,
+        metrics,
+        max_udp_payload: config.server.max_udp_payload,
+        query_log: Arc::new(QueryLog::new(options.query_log_every)),
+        nsid: config.server.nsid.as_deref().map(Arc::from),
+        cookies: Arc::new(cookie_secrets(&config.server)),
+    }
 }
 
 /// Binds the HTTP endpoint (metrics, health, status, admin).

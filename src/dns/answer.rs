@@ -68,18 +68,7 @@ pub fn resolve(
         // A wildcard's records are answered as the question's name's own (RFC 4592 §3.3.1).
         let (node, owner) = match zone.lookup(&current) {
             ZoneLookup::Delegation(ns) => {
-                let at_cut = ns
-                    .first()
-                    .is_some_and(|r| LowerName::new(&r.name) == current);
-                if record_type == RecordType::DS && at_cut {
-                    // DS lives on the parent side of a cut, and we hold none.
-                    answer.authority.push(zone.negative_soa.clone());
-                } else if answer.answers.is_empty() {
-                    answer.authoritative = false;
-                    answer.authority.extend_from_slice(ns);
-                    answer.additional = glue(zone, ns);
-                }
-                return answer;
+                return referral(zone, ns, &current, record_type, answer);
             }
             ZoneLookup::NxDomain => {
                 // After a CNAME the rcode describes the last name in the chain (RFC 6604).
@@ -108,29 +97,64 @@ pub fn resolve(
             current = target;
             continue;
         }
-        if let Some(pool) = node
-            .srv_pool
-            .as_ref()
-            .filter(|_| matches!(record_type, RecordType::SRV | RecordType::ANY))
-        {
-            // Health-checked SRV: the live members, with their addresses alongside.
-            let (records, additional) = pool.answer_srv();
-            if records.is_empty() {
-                answer.authority.push(zone.negative_soa.clone());
-            }
-            answer.answers.extend(records);
-            answer.additional = additional;
-            return answer;
-        }
-        let records = owned_by(records_at(node, record_type), owner.as_ref());
+        return answer_at_node(zone, node, owner.as_ref(), record_type, answer);
+    }
+    answer
+}
+
+/// The answer at a delegation: the NS records and their glue (AA clear), unless a CNAME chain
+/// led here, or the question is the DS at the cut itself, which lives on the parent side and
+/// which we hold none of.
+fn referral(
+    zone: &Zone,
+    ns: &[Record],
+    current: &LowerName,
+    record_type: RecordType,
+    mut answer: Answer,
+) -> Answer {
+    let at_cut = ns
+        .first()
+        .is_some_and(|r| LowerName::new(&r.name) == *current);
+    if record_type == RecordType::DS && at_cut {
+        answer.authority.push(zone.negative_soa.clone());
+    } else if answer.answers.is_empty() {
+        answer.authoritative = false;
+        answer.authority.extend_from_slice(ns);
+        answer.additional = glue(zone, ns);
+    }
+    answer
+}
+
+/// The answer at an existing (or wildcard-synthesized, `owner` set) node that is not a CNAME:
+/// health-checked SRV, the pool's live addresses, or static data; NODATA carries the SOA.
+fn answer_at_node(
+    zone: &Zone,
+    node: &Node,
+    owner: Option<&Name>,
+    record_type: RecordType,
+    mut answer: Answer,
+) -> Answer {
+    if let Some(pool) = node
+        .srv_pool
+        .as_ref()
+        .filter(|_| matches!(record_type, RecordType::SRV | RecordType::ANY))
+    {
+        // Health-checked SRV: the live members, with their addresses alongside.
+        let (records, additional) = pool.answer_srv();
         if records.is_empty() {
             answer.authority.push(zone.negative_soa.clone());
-        } else if record_type == RecordType::NS {
-            answer.additional = glue(zone, &records);
         }
         answer.answers.extend(records);
+        answer.additional = additional;
         return answer;
     }
+    let records = owned_by(records_at(node, record_type), owner);
+    if records.is_empty() {
+        answer.authority.push(zone.negative_soa.clone());
+    } else if record_type == RecordType::NS {
+        answer.additional = glue(zone, &records);
+    }
+    answer.answers.extend(records);
     answer
 }
 

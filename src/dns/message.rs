@@ -164,17 +164,7 @@ pub fn respond_general_with(
         time,
     };
     let limit = signed.limit_for_body(limit);
-    let error = if tsig_error.is_some() {
-        tsig_error
-    } else if request_edns.as_ref().is_some_and(|edns| edns.version() > 0) {
-        Some(ResponseCode::BADVERS)
-    } else if header.metadata.op_code != OpCode::Query {
-        Some(ResponseCode::NotImp)
-    } else if queries.len() != 1 {
-        Some(ResponseCode::FormErr)
-    } else {
-        None
-    };
+    let error = tsig_error.or_else(|| protocol_error(&header, request_edns.as_ref(), &queries));
     if let Some(code) = error {
         metadata.response_code = code;
         let bytes = signed.sign(encode_error(metadata, &queries, edns_ref, limit));
@@ -200,6 +190,20 @@ pub fn respond_general_with(
         zone: answer.zone,
         address_proven,
     })
+}
+
+/// Why a query is answered with an error and no data: an EDNS version we do not speak, an
+/// opcode other than QUERY, or other than one question.
+fn protocol_error(header: &Header, edns: Option<&Edns>, queries: &Queries) -> Option<ResponseCode> {
+    if edns.is_some_and(|edns| edns.version() > 0) {
+        Some(ResponseCode::BADVERS)
+    } else if header.metadata.op_code != OpCode::Query {
+        Some(ResponseCode::NotImp)
+    } else if queries.len() != 1 {
+        Some(ResponseCode::FormErr)
+    } else {
+        None
+    }
 }
 
 /// The OPT record of the answer to a query that had one: our payload size, version 0, the

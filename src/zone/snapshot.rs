@@ -215,54 +215,11 @@ impl Zone {
         status_of: &mut impl FnMut(&PoolConfig, SocketAddr) -> Arc<MemberStatus>,
     ) -> Self {
         let origin = config.origin.clone();
-        let soa_data = SOA::new(
-            config.soa.mname.clone(),
-            config.soa.rname.clone(),
-            config.soa.serial,
-            config.soa.refresh as i32,
-            config.soa.retry as i32,
-            config.soa.expire as i32,
-            config.soa.minimum,
-        );
-        let soa = Record::from_rdata(origin.clone(), config.soa.ttl, RData::SOA(soa_data));
-        let mut negative_soa = soa.clone();
-        negative_soa.ttl = config.soa.ttl.min(config.soa.minimum);
-
-        let mut nodes: HashMap<LowerName, Node> = HashMap::new();
-        let mut add = |name: &Name,
-                       record: Option<Record>,
-                       pool: Option<Arc<Pool>>,
-                       srv_pool: Option<Arc<Pool>>| {
-            // Every name between this one and the origin exists, as an empty non-terminal.
-            let mut ancestor = name.base_name();
-            while origin.zone_of(&ancestor) && ancestor != origin {
-                nodes.entry(LowerName::new(&ancestor)).or_default();
-                ancestor = ancestor.base_name();
-            }
-            let node = nodes.entry(LowerName::new(name)).or_default();
-            if let Some(record) = record {
-                let rtype = record.record_type();
-                match node.rrsets.iter_mut().find(|(t, _)| *t == rtype) {
-                    // Two pools may name the same node with the same address: keep one record.
-                    Some((_, records)) if records.iter().any(|r| r.data == record.data) => {}
-                    Some((_, records)) => records.push(record),
-                    None => {
-                        node.rrsets.push((rtype, vec![record]));
-                        node.rrsets.sort_by_key(|(t, _)| u16::from(*t));
-                    }
-                }
-            }
-            if pool.is_some() {
-                node.pool = pool;
-            }
-            if srv_pool.is_some() {
-                node.srv_pool = srv_pool;
-            }
-        };
-
-        add(&origin, Some(soa.clone()), None, None);
+        let (soa, negative_soa) = soa_records(config);
+        let mut nodes = NodeTable::new(&origin);
+        nodes.add(&origin, Some(soa.clone()), None, None);
         for record in &config.records {
-            add(&record.name, Some(record.clone()), None, None);
+            nodes.add(&record.name, Some(record.clone()), None, None);
         }
         let mut pools = Vec::with_capacity(config.pools.len());
         for pool_config in &config.pools {
@@ -274,18 +231,15 @@ impl Zone {
             // Each member's own name answers its address at all times, so that load balancers
             // and people can reach one node.
             for member in &members {
-                add(
-                    &member.host,
-                    Some(member.address_record(&member.host, pool_config.ttl)),
-                    None,
-                    None,
-                );
+                let record = member.address_record(&member.host, pool_config.ttl);
+                nodes.add(&member.host, Some(record), None, None);
             }
             let pool = Arc::new(Pool::new(pool_config.clone(), members));
-            add(&pool_config.name, None, Some(pool.clone()), None);
-            add(&pool_config.srv_name, None, None, Some(pool.clone()));
+            nodes.add(&pool_config.name, None, Some(pool.clone()), None);
+            nodes.add(&pool_config.srv_name, None, None, Some(pool.clone()));
             pools.push(pool);
         }
+        let nodes = nodes.nodes;
 
         let has_delegations = config
             .records
@@ -370,4 +324,73 @@ fn wire_name(name: &Name) -> Box<[u8]> {
     }
     wire.push(0);
     wire.into_boxed_slice()
+}
+
+/// The zone's SOA record, and the copy that negative answers carry: its TTL is the lesser of
+/// the SOA's TTL and `minimum` (RFC 2308 section 3).
+fn soa_records(config: &ZoneConfig) -> (Record, Record) {
+    let soa_data = SOA::new(
+        config.soa.mname.clone(),
+        config.soa.rname.clone(),
+        config.soa.serial,
+        config.soa.refresh as i32,
+        config.soa.retry as i32,
+        config.soa.expire as i32,
+        config.soa.minimum,
+    );
+    let soa = Record::from_rdata(config.origin.clone(), config.soa.ttl, RData::SOA(soa_data));
+    let mut negative_soa = soa.clone();
+    negative_soa.ttl = config.soa.ttl.min(config.soa.minimum);
+    (soa, negative_soa)
+}
+
+/// The zone's nodes while they are collected: every name that owns data, and every name
+/// between it and the origin as an empty non-terminal.
+struct NodeTable<'a> {
+    origin: &'a Name,
+    nodes: HashMap<LowerName, Node>,
+}
+
+impl<'a> NodeTable<'a> {
+    fn new(origin: &'a Name) -> Self {
+        Self {
+            origin,
+            nodes: HashMap::new(),
+        }
+    }
+
+    /// Adds `record` (and the pool or SRV pool) at `name`.
+    fn add(
+        &mut self,
+        name: &Name,
+        record: Option<Record>,
+        pool: Option<Arc<Pool>>,
+        srv_pool: Option<Arc<Pool>>,
+    ) {
+        // Every name between this one and the origin exists, as an empty non-terminal.
+        let mut ancestor = name.base_name();
+        while self.origin.zone_of(&ancestor) && &ancestor != self.origin {
+            self.nodes.entry(LowerName::new(&ancestor)).or_default();
+            ancestor = ancestor.base_name();
+        }
+        let node = self.nodes.entry(LowerName::new(name)).or_default();
+        if let Some(record) = record {
+            let rtype = record.record_type();
+            match node.rrsets.iter_mut().find(|(t, _)| *t == rtype) {
+                // Two pools may name the same node with the same address: keep one record.
+                Some((_, records)) if records.iter().any(|r| r.data == record.data) => {}
+                Some((_, records)) => records.push(record),
+                None => {
+                    node.rrsets.push((rtype, vec![record]));
+                    node.rrsets.sort_by_key(|(t, _)| u16::from(*t));
+                }
+            }
+        }
+        if pool.is_some() {
+            node.pool = pool;
+        }
+        if srv_pool.is_some() {
+            node.srv_pool = srv_pool;
+        }
+    }
 }
