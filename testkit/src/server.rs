@@ -245,6 +245,13 @@ impl TestServer {
         }
     }
 
+    /// Every line the server wrote before this call (see [`TestServer::sync_logs`]): for checking
+    /// a log line right after the event it reports, which the reader thread may not have read.
+    pub fn synced_logs(&self) -> Vec<String> {
+        self.sync_logs();
+        self.logs()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

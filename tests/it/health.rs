@@ -63,7 +63,7 @@ fn killed_member_leaves_and_returns_with_default_settings() {
     });
     assert!(back.is_some(), "restarted member did not return");
 
-    let logs = server.logs().join("\n");
+    let logs = server.synced_logs().join("\n");
     // TCP probes hold a connection by default: the kill closes it, the reconnect is refused,
     // and those two signals take the member down at once.
     let down = format!(
@@ -160,7 +160,7 @@ fn black_holed_member_is_dropped_without_delaying_the_others() {
     let server = start(&[hole.member(), b.member(), c.member()], "", probe);
     // The first round already timed out on the black hole.
     assert_eq!(a_sorted(server.addr(), API), sorted(vec![b.ip(), c.ip()]));
-    let logs = server.logs().join("\n");
+    let logs = server.synced_logs().join("\n");
     assert!(
         logs.contains(&format!(
             "member={} from=\"pending\" to=\"down\" reason=timeout after 500ms",

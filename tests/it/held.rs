@@ -45,7 +45,7 @@ fn killed_member_leaves_at_once(first_octet: u8, reset: bool, reason: &str) {
         "the held path should take it out at once, took {gone:?} (killed {:?} ago)",
         killed.elapsed()
     );
-    let logs = server.logs().join("\n");
+    let logs = server.synced_logs().join("\n");
     assert!(
         logs.contains(&format!(
             "member down pool={API} member={b_address} from=\"up\" to=\"down\" reason={reason} consecutive=2"
@@ -92,7 +92,7 @@ fn idle_closing_server_never_flaps() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let logs = server.logs().join("\n");
+    let logs = server.synced_logs().join("\n");
     assert!(!logs.contains("member down"), "{logs}");
     assert!(!logs.contains("member flaps"), "{logs}");
     // Re-holding backs off: about 4 periodic probes and a handful of holds, where reconnecting
@@ -144,7 +144,7 @@ fn hold_false_keeps_the_periodic_probe() {
             == [a.ip()])
         .is_some()
     );
-    let logs = server.logs().join("\n");
+    let logs = server.synced_logs().join("\n");
     assert!(
         logs.contains(&format!(
             "member={b_address} from=\"up\" to=\"down\" reason=connection refused consecutive=2"

@@ -57,7 +57,7 @@ fn pair(octet: u8, probe: &str) -> (ApiServer, ApiServer, Cluster) {
 
 fn down_lines(server: &TestServer) -> Vec<String> {
     server
-        .logs()
+        .synced_logs()
         .into_iter()
         .filter(|line| line.contains("member down") || line.contains("member flaps"))
         .collect()
@@ -84,7 +84,7 @@ fn killed_member_leaves_at_once(octet: u8, reset: bool, reason: &str) {
     })
     .expect("the killed member still answered");
     assert!(gone < Duration::from_secs(1), "took {gone:?}");
-    let logs = server.logs().join("\n");
+    let logs = server.synced_logs().join("\n");
     assert!(
         logs.contains(&format!(
             "member={address} from=\"up\" to=\"down\" reason={reason} consecutive=2"
@@ -154,7 +154,7 @@ fn a_500_is_confirmed_at_once_not_after_fall_intervals() {
         requests + 2,
         "one request and its confirmation"
     );
-    let logs = server.logs().join("\n");
+    let logs = server.synced_logs().join("\n");
     assert!(
         logs.contains("reason=HTTP status 500 (expected 200) consecutive=2"),
         "{logs}"
@@ -281,7 +281,7 @@ fn hold_false_keeps_the_periodic_probe() {
             == [a.ip()])
         .is_some()
     );
-    let logs = server.logs().join("\n");
+    let logs = server.synced_logs().join("\n");
     assert!(
         logs.contains(&format!(
             "member={address} from=\"up\" to=\"down\" reason=connection refused consecutive=2"
