@@ -227,10 +227,19 @@ impl Journal {
                 return;
             }
             if let Some(count) = line.strip_prefix("end ") {
-                if count.parse::<usize>().ok() != Some(self.entries.len()) {
+                // The count is quoted only when it is a number: the line's other text is the
+                // damage, and an error message should not repeat it.
+                let read = self.entries.len();
+                let problem = match count.parse::<usize>() {
+                    Ok(count) if count == read => None,
+                    Ok(count) => Some(format!(
+                        "the end line says {count} entries but {read} were read"
+                    )),
+                    Err(_) => Some("the end line's count is not a number".to_string()),
+                };
+                if let Some(problem) = problem {
                     self.damage = Some(format!(
-                        "{name}: line {number}: the end line says {count} entries but {} were read; the file is damaged",
-                        self.entries.len()
+                        "{name}: line {number}: {problem}; the file is damaged"
                     ));
                     return;
                 }
@@ -458,5 +467,14 @@ mod tests {
 
         let journal = read("garbage\n");
         assert!(journal.damage.unwrap().contains("line 1"));
+
+        // Found by the journal fuzz target: an end line whose count is not a number.
+        let journal = read(&format!("{HEADER}\n{good}\nend 192.0.2.4 (entry x) 31\n"));
+        assert_eq!(journal.entries.len(), 1);
+        let damage = journal.damage.unwrap();
+        assert!(
+            damage.ends_with("line 3: the end line's count is not a number; the file is damaged"),
+            "{damage}"
+        );
     }
 }
