@@ -200,6 +200,10 @@ fn kubectl_watch_prints_the_slice_then_follows_a_change() {
         watches.iter().all(|watch| watch.resource_version.is_some()),
         "kubectl watches from its list's resourceVersion: {watches:?}"
     );
+    assert!(
+        watches.iter().all(|watch| watch.http2),
+        "client-go took HTTP/2 by ALPN, as with kube-apiserver: {watches:?}"
+    );
 }
 
 #[test]
@@ -381,4 +385,38 @@ fn no_credentials_get_401_and_stopped_servers_refuse() {
     );
     let servers: Vec<SocketAddr> = cluster.requests().iter().map(|r| r.server).collect();
     assert!(servers.contains(&address) && servers.contains(&server.addr()));
+}
+
+#[test]
+fn a_streaming_list_ends_its_initial_events_with_a_bookmark_and_times_out() {
+    let (cluster, server) = cluster();
+    cluster.set_bookmark_interval(Duration::from_secs(3600));
+    let client = client(&cluster, &server);
+    let mut watch = client
+        .watch(&format!(
+            "{SLICES}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
+        ))
+        .expect("watch");
+    let added = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(added["type"], "ADDED", "{added}");
+    let bookmark = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(bookmark["type"], "BOOKMARK", "{bookmark}");
+    assert_eq!(
+        bookmark["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    assert_eq!(
+        bookmark["object"]["metadata"]["resourceVersion"],
+        cluster.resource_version().to_string().as_str()
+    );
+    // timeoutSeconds=1 ends the stream cleanly, with its last chunk.
+    assert!(watch.next_event().expect("a clean end").is_none());
+
+    let (status, body) = client
+        .get(&format!("{SLICES}?watch=true&sendInitialEvents=true"))
+        .expect("answered");
+    assert_eq!(
+        status, 422,
+        "sendInitialEvents needs NotOlderThan and bookmarks: {body}"
+    );
 }

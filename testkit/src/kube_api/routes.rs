@@ -103,7 +103,6 @@ fn route(
     let response = match segments.as_slice() {
         ["version"] => json_response(200, &version()),
         ["api"] => json_response(200, &api_versions()),
-        ["api", "v1"] => json_response(200, &resource_list("v1", &[])),
         ["apis"] => json_response(200, &group_list()),
         ["apis", "discovery.k8s.io"] => json_response(200, &group()),
         ["apis", "discovery.k8s.io", "v1"] => json_response(
@@ -341,7 +340,9 @@ fn version() -> Value {
 fn api_versions() -> Value {
     json!({
         "kind": "APIVersions",
-        "versions": ["v1"],
+        // No core group: the stand-in serves none of its resources, and an empty v1 would
+        // make client-go's discovery report "received empty response for: v1".
+        "versions": [],
         "serverAddressByClientCIDRs": [],
     })
 }
