@@ -254,13 +254,12 @@ impl ApiServer {
 
     fn shut_down(&mut self) {
         if let Some(runtime) = self.runtime.take() {
-            // Waiting for the tasks to drop needs a thread that is not a runtime's: inside
-            // one, the sockets close a moment later, on the runtime's own threads.
-            if tokio::runtime::Handle::try_current().is_ok() {
-                runtime.shutdown_background();
-            } else {
-                runtime.shutdown_timeout(Duration::from_secs(2));
-            }
+            // Shut down from a thread of its own, which may block where a test's async
+            // context may not, so that every socket is closed when this returns wherever it
+            // is called from.
+            std::thread::scope(|scope| {
+                scope.spawn(move || runtime.shutdown_timeout(Duration::from_secs(2)));
+            });
         }
     }
 }

@@ -420,3 +420,25 @@ fn a_streaming_list_ends_its_initial_events_with_a_bookmark_and_times_out() {
         "sendInitialEvents needs NotOlderThan and bookmarks: {body}"
     );
 }
+
+#[test]
+fn no_addresses_leave_the_slice_with_no_endpoints() {
+    let (cluster, server) = cluster();
+    let client = client(&cluster, &server);
+    let before = list_resource_version(&client);
+    let mut watch = client
+        .watch(&format!("{SLICES}?watch=1&resourceVersion={before}"))
+        .expect("watch");
+    cluster.set_addresses(&[]);
+    let event = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(event["type"], "MODIFIED", "{event}");
+    assert_eq!(event["object"]["endpoints"], serde_json::json!([]));
+    assert_eq!(event["object"]["ports"][0]["name"], "https");
+    assert!(cluster.addresses().is_empty());
+    let (status, body) = client
+        .get(&format!("{SLICES}/kubernetes"))
+        .expect("get by name");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = client.get(&format!("{SLICES}/other")).expect("answered");
+    assert_eq!(status, 404);
+}

@@ -406,6 +406,7 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         let hex = bytes
             .get(i + 1..i + 3)
+            .filter(|pair| pair.iter().all(u8::is_ascii_hexdigit))
             .and_then(|pair| std::str::from_utf8(pair).ok())
             .and_then(|pair| u8::from_str_radix(pair, 16).ok());
         match (bytes[i], hex) {
@@ -427,13 +428,15 @@ mod tests {
 
     #[test]
     fn queries_are_percent_decoded() {
-        let query =
-            parse_query("labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes&watch=1&x=%zz+y");
+        let query = parse_query(
+            "labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes&watch=1&x=%zz+y&y=%+1",
+        );
         assert_eq!(
             query["labelSelector"],
             "kubernetes.io/service-name=kubernetes"
         );
         assert_eq!(query["watch"], "1");
         assert_eq!(query["x"], "%zz y");
+        assert_eq!(query["y"], "% 1");
     }
 }
