@@ -118,7 +118,14 @@ impl<P: Propose> Discovery<P> {
                 settings.clone(),
                 stop.clone(),
             ));
-            self.running.insert(pool, Running { settings, stop, task });
+            self.running.insert(
+                pool,
+                Running {
+                    settings,
+                    stop,
+                    task,
+                },
+            );
         }
     }
 }

@@ -53,7 +53,9 @@ impl Slices {
 
     pub fn listed(&mut self, slice: EndpointSlice) {
         let name = name_of(&slice);
-        self.listing.get_or_insert_with(BTreeMap::new).insert(name, slice);
+        self.listing
+            .get_or_insert_with(BTreeMap::new)
+            .insert(name, slice);
     }
 
     pub fn end_list(&mut self) {
@@ -125,7 +127,11 @@ mod tests {
         let mut new = EndpointSlice::default();
         new.metadata.name = Some("new".into());
         slices.listed(new);
-        assert_eq!(slices.all().count(), 1, "the old set serves until the list ends");
+        assert_eq!(
+            slices.all().count(),
+            1,
+            "the old set serves until the list ends"
+        );
         slices.end_list();
         let names: Vec<_> = slices.all().map(name_of).collect();
         assert_eq!(names, vec!["new".to_string()]);

@@ -39,7 +39,9 @@ const RETRY_REFUSED: Duration = Duration::from_secs(5);
 enum Ended {
     Stopped,
     /// The member failed; `listed`: the slice had been listed through it.
-    Failed { listed: bool },
+    Failed {
+        listed: bool,
+    },
 }
 
 /// What the watch proposed last, and what became of it.
@@ -98,7 +100,9 @@ fn candidates(snapshot: &Snapshot, pool: &Name, after: Option<IpAddr>) -> Vec<Ip
     members.sort();
     if let Some(position) = after.and_then(|a| members.iter().position(|(_, m)| *m == a)) {
         let down = members[position].0;
-        let group: Vec<usize> = (0..members.len()).filter(|i| members[*i].0 == down).collect();
+        let group: Vec<usize> = (0..members.len())
+            .filter(|i| members[*i].0 == down)
+            .collect();
         if let Some(at) = group.iter().position(|i| *i == position) {
             let start = group[0];
             members[start..start + group.len()].rotate_left(at + 1);
@@ -243,7 +247,12 @@ async fn propose<P: Propose>(
     if inside.is_empty() {
         warn!(%pool, "the cluster proposes no member inside allow: not applied, the last membership stays");
         shared.metrics.refused(pool, "empty");
-        refused(shared, pool, proposals, "the slice proposes no address inside allow");
+        refused(
+            shared,
+            pool,
+            proposals,
+            "the slice proposes no address inside allow",
+        );
         proposals.refused = false;
         return;
     }
@@ -270,7 +279,11 @@ async fn propose<P: Propose>(
             }
             let message = format!(
                 "removing {} would leave no member up",
-                removed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                removed
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             refused(shared, pool, proposals, &message);
         }

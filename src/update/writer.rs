@@ -247,10 +247,22 @@ impl<A: Apply> Writer<A> {
     /// member up (the last good membership stays: never worse than static).
     async fn discovered(&mut self, request: &Discovered) -> DiscoveryVerdict {
         let pool = &request.pool;
-        let Some(allowed) = self.config.zones.iter().flat_map(|zone| &zone.pools).find(|p| &p.name == pool).and_then(|p| p.discover.clone()) else {
+        let Some(allowed) = self
+            .config
+            .zones
+            .iter()
+            .flat_map(|zone| &zone.pools)
+            .find(|p| &p.name == pool)
+            .and_then(|p| p.discover.clone())
+        else {
             return DiscoveryVerdict::NotDiscovering;
         };
-        let proposed: BTreeSet<IpAddr> = request.addresses.iter().copied().filter(|a| allowed.allows(*a)).collect();
+        let proposed: BTreeSet<IpAddr> = request
+            .addresses
+            .iter()
+            .copied()
+            .filter(|a| allowed.allows(*a))
+            .collect();
         if self.discovered.0.get(pool) == Some(&proposed) {
             return DiscoveryVerdict::Unchanged;
         }
@@ -259,13 +271,20 @@ impl<A: Apply> Writer<A> {
         let (mut next, _, _) = journal::overlay(&self.base, &self.journal.entries);
         sets.lay_over(&mut next);
         let members = |config: &Config| -> BTreeSet<IpAddr> {
-            journal::find_pool(config, pool).map(|p| p.members().iter().map(|m| m.address.ip()).collect()).unwrap_or_default()
+            journal::find_pool(config, pool)
+                .map(|p| p.members().iter().map(|m| m.address.ip()).collect())
+                .unwrap_or_default()
         };
         let (before, after) = (members(&self.config), members(&next));
         let added: Vec<IpAddr> = after.difference(&before).copied().collect();
         let removed: Vec<IpAddr> = before.difference(&after).copied().collect();
         let snapshot = self.snapshot.load_full();
-        let up_after = snapshot.pools().filter(|p| &p.config.name == pool).flat_map(|p| &p.members).filter(|m| after.contains(&m.address.ip()) && m.status.health() == Health::Up).count();
+        let up_after = snapshot
+            .pools()
+            .filter(|p| &p.config.name == pool)
+            .flat_map(|p| &p.members)
+            .filter(|m| after.contains(&m.address.ip()) && m.status.health() == Health::Up)
+            .count();
         if !removed.is_empty() && up_after == 0 {
             warn!(%pool, ?removed, "discovered membership not applied: it would leave no member up");
             return DiscoveryVerdict::WouldLeaveNoneUp { removed };
@@ -317,7 +336,11 @@ impl<A: Apply> Writer<A> {
 }
 
 fn join(addresses: &[IpAddr]) -> String {
-    addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every zone whose content changed gets a serial above its previous one, whatever its file

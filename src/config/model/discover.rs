@@ -185,7 +185,11 @@ impl DiscoveredSets {
     /// reload that narrows `allow` or drops `discover` drops the members it no longer allows.
     /// An address that is a member already keeps its source.
     pub fn lay_over(&self, config: &mut Config) {
-        for pool in config.zones.iter_mut().flat_map(|zone| zone.pools.iter_mut()) {
+        for pool in config
+            .zones
+            .iter_mut()
+            .flat_map(|zone| zone.pools.iter_mut())
+        {
             let (Some(discover), Some(addresses)) = (pool.discover.clone(), self.0.get(&pool.name))
             else {
                 continue;
@@ -227,7 +231,14 @@ mod tests {
 
     #[test]
     fn text_that_is_not_a_network_is_refused() {
-        for text in ["192.0.2.0/33", "2001:db8::/129", "example.com", "192.0.2.0/", "/24", ""] {
+        for text in [
+            "192.0.2.0/33",
+            "2001:db8::/129",
+            "example.com",
+            "192.0.2.0/",
+            "/24",
+            "",
+        ] {
             assert!(text.parse::<Cidr>().is_err(), "{text}");
         }
     }

@@ -39,8 +39,13 @@ pub(super) fn parse_discover(
     let section = section.get_ref();
     let allow = parse_allow(source, section, &field)?;
     let kubeconfig = kubeconfig_path(source, &section.kubeconfig, &field)?;
-    let access = read_kubeconfig(&kubeconfig)
-        .map_err(|message| source.error(section.kubeconfig.span(), format!("{field}.kubeconfig"), format!("{}: {message}", kubeconfig.display())))?;
+    let access = read_kubeconfig(&kubeconfig).map_err(|message| {
+        source.error(
+            section.kubeconfig.span(),
+            format!("{field}.kubeconfig"),
+            format!("{}: {message}", kubeconfig.display()),
+        )
+    })?;
     Ok(Some(Discover {
         kubeconfig,
         allow,
@@ -82,7 +87,11 @@ fn kubeconfig_path(
 ) -> Result<PathBuf, ConfigError> {
     let text = value.get_ref().trim();
     if text.is_empty() {
-        return Err(source.error(value.span(), format!("{field}.kubeconfig"), "the path is empty"));
+        return Err(source.error(
+            value.span(),
+            format!("{field}.kubeconfig"),
+            "the path is empty",
+        ));
     }
     Ok(source.path.parent().unwrap_or(Path::new(".")).join(text))
 }
@@ -101,13 +110,20 @@ pub(crate) fn read_kubeconfig(path: &Path) -> Result<ClusterAccess, String> {
         .iter()
         .find(|context| context.name == context_name)
         .and_then(|context| context.context.clone())
-        .ok_or_else(|| format!("the current-context \"{context_name}\" is not among its contexts"))?;
+        .ok_or_else(|| {
+            format!("the current-context \"{context_name}\" is not among its contexts")
+        })?;
     let cluster = kubeconfig
         .clusters
         .iter()
         .find(|cluster| cluster.name == context.cluster)
         .and_then(|cluster| cluster.cluster.clone())
-        .ok_or_else(|| format!("the cluster \"{}\" of context \"{context_name}\" is not among its clusters", context.cluster))?;
+        .ok_or_else(|| {
+            format!(
+                "the cluster \"{}\" of context \"{context_name}\" is not among its clusters",
+                context.cluster
+            )
+        })?;
     let user_name = context
         .user
         .clone()
@@ -117,7 +133,9 @@ pub(crate) fn read_kubeconfig(path: &Path) -> Result<ClusterAccess, String> {
         .iter()
         .find(|user| user.name == user_name)
         .and_then(|user| user.auth_info.clone())
-        .ok_or_else(|| format!("the user \"{user_name}\" of context \"{context_name}\" is not among its users"))?;
+        .ok_or_else(|| {
+            format!("the user \"{user_name}\" of context \"{context_name}\" is not among its users")
+        })?;
     let server = cluster
         .server
         .clone()
@@ -168,20 +186,32 @@ fn server_host_port(url: &str) -> Result<(String, u16), String> {
 /// `certificate-authority` file; at least one certificate.
 fn cluster_ca(cluster: &Cluster, name: &str) -> Result<Vec<u8>, String> {
     if cluster.insecure_skip_tls_verify == Some(true) {
-        return Err(format!("the cluster \"{name}\" sets insecure-skip-tls-verify; discovery verifies the API servers with the cluster's CA"));
+        return Err(format!(
+            "the cluster \"{name}\" sets insecure-skip-tls-verify; discovery verifies the API servers with the cluster's CA"
+        ));
     }
     let pem = if let Some(data) = &cluster.certificate_authority_data {
-        BASE64
-            .decode(data.trim().as_bytes())
-            .map_err(|error| format!("the cluster \"{name}\" has certificate-authority-data that is not base64: {error}"))?
+        BASE64.decode(data.trim().as_bytes()).map_err(|error| {
+            format!(
+                "the cluster \"{name}\" has certificate-authority-data that is not base64: {error}"
+            )
+        })?
     } else if let Some(file) = &cluster.certificate_authority {
-        std::fs::read(file).map_err(|error| format!("cannot read the certificate-authority file {file} of cluster \"{name}\": {error}"))?
+        std::fs::read(file).map_err(|error| {
+            format!(
+                "cannot read the certificate-authority file {file} of cluster \"{name}\": {error}"
+            )
+        })?
     } else {
-        return Err(format!("the cluster \"{name}\" has no CA (certificate-authority-data or certificate-authority); discovery verifies the API servers with it"));
+        return Err(format!(
+            "the cluster \"{name}\" has no CA (certificate-authority-data or certificate-authority); discovery verifies the API servers with it"
+        ));
     };
     let certificates = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| format!("the CA of cluster \"{name}\" is not PEM certificates: {error}"))?;
+        .map_err(|error| {
+            format!("the CA of cluster \"{name}\" is not PEM certificates: {error}")
+        })?;
     if certificates.is_empty() {
         return Err(format!("the CA of cluster \"{name}\" holds no certificate"));
     }
@@ -200,22 +230,43 @@ fn credentials(user: &AuthInfo, name: &str) -> Result<Credentials, String> {
         })?;
         return Ok(Credentials::TokenFile(PathBuf::from(file)));
     }
-    let cert = pem_data(user.client_certificate_data.as_deref(), user.client_certificate.as_deref(), "client-certificate", name)?;
+    let cert = pem_data(
+        user.client_certificate_data.as_deref(),
+        user.client_certificate.as_deref(),
+        "client-certificate",
+        name,
+    )?;
     let key_data = user
         .client_key_data
         .as_ref()
         .map(|key| key.expose_secret().to_string());
-    let key = pem_data(key_data.as_deref(), user.client_key.as_deref(), "client-key", name)?;
+    let key = pem_data(
+        key_data.as_deref(),
+        user.client_key.as_deref(),
+        "client-key",
+        name,
+    )?;
     match (cert, key) {
         (Some(cert_pem), Some(key_pem)) => Ok(Credentials::ClientCertificate { cert_pem, key_pem }),
-        (Some(_), None) => Err(format!("the user \"{name}\" has a client certificate but no client key")),
-        (None, Some(_)) => Err(format!("the user \"{name}\" has a client key but no client certificate")),
-        (None, None) => Err(format!("the user \"{name}\" has neither a token nor a client certificate; discovery needs one of them")),
+        (Some(_), None) => Err(format!(
+            "the user \"{name}\" has a client certificate but no client key"
+        )),
+        (None, Some(_)) => Err(format!(
+            "the user \"{name}\" has a client key but no client certificate"
+        )),
+        (None, None) => Err(format!(
+            "the user \"{name}\" has neither a token nor a client certificate; discovery needs one of them"
+        )),
     }
 }
 
 /// PEM from `<key>-data` (base64) or the `<key>` file, if either is set.
-fn pem_data(data: Option<&str>, file: Option<&str>, key: &str, user: &str) -> Result<Option<Vec<u8>>, String> {
+fn pem_data(
+    data: Option<&str>,
+    file: Option<&str>,
+    key: &str,
+    user: &str,
+) -> Result<Option<Vec<u8>>, String> {
     if let Some(data) = data {
         return BASE64
             .decode(data.trim().as_bytes())
@@ -223,9 +274,9 @@ fn pem_data(data: Option<&str>, file: Option<&str>, key: &str, user: &str) -> Re
             .map_err(|error| format!("the {key}-data of user \"{user}\" is not base64: {error}"));
     }
     match file {
-        Some(file) => std::fs::read(file)
-            .map(Some)
-            .map_err(|error| format!("cannot read the {key} file {file} of user \"{user}\": {error}")),
+        Some(file) => std::fs::read(file).map(Some).map_err(|error| {
+            format!("cannot read the {key} file {file} of user \"{user}\": {error}")
+        }),
         None => Ok(None),
     }
 }
@@ -236,11 +287,29 @@ mod tests {
 
     #[test]
     fn server_urls_give_their_host_and_port() {
-        assert_eq!(server_host_port("https://api.k8s.example.com:6443"), Ok(("api.k8s.example.com".into(), 6443)));
-        assert_eq!(server_host_port("https://api.k8s.example.com"), Ok(("api.k8s.example.com".into(), 443)));
-        assert_eq!(server_host_port("https://[2001:db8::1]:6443/prefix"), Ok(("2001:db8::1".into(), 6443)));
-        assert_eq!(server_host_port("https://192.0.2.10:6443/"), Ok(("192.0.2.10".into(), 6443)));
-        for wrong in ["http://api:6443", "https://:6443", "https://api:0", "https://api:x", "https://[::1"] {
+        assert_eq!(
+            server_host_port("https://api.k8s.example.com:6443"),
+            Ok(("api.k8s.example.com".into(), 6443))
+        );
+        assert_eq!(
+            server_host_port("https://api.k8s.example.com"),
+            Ok(("api.k8s.example.com".into(), 443))
+        );
+        assert_eq!(
+            server_host_port("https://[2001:db8::1]:6443/prefix"),
+            Ok(("2001:db8::1".into(), 6443))
+        );
+        assert_eq!(
+            server_host_port("https://192.0.2.10:6443/"),
+            Ok(("192.0.2.10".into(), 6443))
+        );
+        for wrong in [
+            "http://api:6443",
+            "https://:6443",
+            "https://api:0",
+            "https://api:x",
+            "https://[::1",
+        ] {
             assert!(server_host_port(wrong).is_err(), "{wrong}");
         }
     }
