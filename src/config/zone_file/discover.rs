@@ -132,7 +132,8 @@ pub(crate) fn read_kubeconfig(path: &Path) -> Result<ClusterAccess, String> {
         .auth_infos
         .iter()
         .find(|user| user.name == user_name)
-        .and_then(|user| user.auth_info.clone())
+        // A user entry with nothing under it has no credentials, which is said below.
+        .map(|user| user.auth_info.clone().unwrap_or_default())
         .ok_or_else(|| {
             format!("the user \"{user_name}\" of context \"{context_name}\" is not among its users")
         })?;
