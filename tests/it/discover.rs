@@ -87,7 +87,7 @@ fn spec(cluster: &Cluster, state: &TempDir, auth: Auth) -> ServerSpec {
         state.path().display()
     );
     spec.probe =
-        "interval = \"200ms\"\ntimeout = \"200ms\"\nfast_interval = \"50ms\"\nrise = 1\nfall = 1"
+        "interval = \"200ms\"\ntimeout = \"100ms\"\nfast_interval = \"50ms\"\nrise = 1\nfall = 1"
             .to_string();
     spec
 }
