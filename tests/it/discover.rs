@@ -432,3 +432,39 @@ fn bad_discover_settings_are_errors_with_file_line_and_field() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_reload_keeps_the_watch_and_a_bad_kubeconfig_keeps_the_old_configuration() {
+    let mut cluster = Cluster::new(&[11, 12, 13]);
+    let state = TempDir::new("discover-state");
+    let server = TestServer::start(spec(&cluster, &state, Auth::Token));
+    assert!(answers(&server, &[11, 12, 13]));
+    let starts = |server: &TestServer| {
+        server
+            .synced_logs()
+            .iter()
+            .filter(|line| line.contains("discovering members from the cluster"))
+            .count()
+    };
+    assert_eq!(starts(&server), 1);
+    // synced_logs reloads (SIGHUP) with the same files: the watch is kept.
+    assert_eq!(
+        starts(&server),
+        1,
+        "a reload with the same settings keeps the watch"
+    );
+
+    server
+        .dir
+        .write("zones/discover.kubeconfig", "clusters: [unclosed");
+    server.signal("HUP");
+    let error = server.wait_for_log(LIMIT, |line| line.contains("configuration not reloaded"));
+    let error = error.expect("the reload fails");
+    assert!(error.contains("pool.api.discover.kubeconfig"), "{error}");
+    cluster.start(14);
+    cluster.set(&[11, 12, 13, 14]);
+    assert!(
+        answers(&server, &[11, 12, 13, 14]),
+        "the old configuration keeps discovering"
+    );
+}
