@@ -442,3 +442,32 @@ fn no_addresses_leave_the_slice_with_no_endpoints() {
     let (status, _) = client.get(&format!("{SLICES}/other")).expect("answered");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_watch_from_a_resource_version_not_reached_waits_then_reports_it_too_large() {
+    let (cluster, server) = cluster();
+    let client = client(&cluster, &server);
+    let ahead = cluster.resource_version() + 1;
+    let mut watch = client
+        .watch(&format!("{SLICES}?watch=1&resourceVersion={ahead}"))
+        .expect("watch");
+    // Reached by a write while it waits: the watch starts from it, and sees the next change.
+    assert!(cluster.wait_for_watchers(1, LIMIT));
+    cluster.set_addresses(&[ip("10.0.0.9")]);
+    cluster.set_addresses(&[ip("10.0.0.8")]);
+    let event = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(event["type"], "MODIFIED", "{event}");
+    assert_eq!(event["object"]["endpoints"][0]["addresses"][0], "10.0.0.8");
+
+    let far = cluster.resource_version() + 100;
+    let mut watch = client
+        .watch(&format!("{SLICES}?watch=1&resourceVersion={far}"))
+        .expect("watch");
+    let event = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(event["type"], "ERROR", "{event}");
+    assert_eq!(event["object"]["code"], 504);
+    assert_eq!(
+        event["object"]["details"]["causes"][0]["reason"],
+        "ResourceVersionTooLarge"
+    );
+}
