@@ -71,6 +71,7 @@ struct Shared {
     /// Bumped by `cut_watches`: every open watch ends abruptly.
     cuts: tokio::sync::watch::Sender<u64>,
     requests: Mutex<Vec<Request>>,
+    requests_changed: Condvar,
     watchers: Mutex<usize>,
     watchers_changed: Condvar,
     bookmark_interval: Mutex<Duration>,
@@ -92,6 +93,7 @@ impl KubeCluster {
                 changed: tokio::sync::watch::Sender::new(resource_version),
                 cuts: tokio::sync::watch::Sender::new(0),
                 requests: Mutex::new(Vec::new()),
+                requests_changed: Condvar::new(),
                 watchers: Mutex::new(0),
                 watchers_changed: Condvar::new(),
                 bookmark_interval: Mutex::new(Duration::from_secs(1)),
@@ -192,6 +194,28 @@ impl KubeCluster {
     /// Every request so far, in the order they arrived.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.requests.lock().expect("requests").clone()
+    }
+
+    /// The first request from the `since`-th on (`requests().len()` taken before an action)
+    /// that `matches`, waiting up to `timeout` for it; wakes on each request.
+    pub fn wait_for_request(
+        &self,
+        since: usize,
+        timeout: Duration,
+        mut matches: impl FnMut(&Request) -> bool,
+    ) -> Option<Request> {
+        let requests = self.shared.requests.lock().expect("requests");
+        let found = |requests: &Vec<Request>, matches: &mut dyn FnMut(&Request) -> bool| {
+            requests.iter().skip(since).find(|r| matches(r)).cloned()
+        };
+        let (requests, _) = self
+            .shared
+            .requests_changed
+            .wait_timeout_while(requests, timeout, |requests| {
+                found(requests, &mut matches).is_none()
+            })
+            .expect("requests");
+        found(&requests, &mut matches)
     }
 
     /// Watch streams open now.

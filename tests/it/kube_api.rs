@@ -268,6 +268,7 @@ fn a_watch_from_before_expired_history_gets_410_in_its_stream() {
     let (cluster, server) = cluster();
     let client = client(&cluster, &server);
     let old = list_resource_version(&client);
+    let since = cluster.requests().len();
     cluster.expire_history();
     let mut watch = client
         .watch(&format!("{SLICES}?watch=1&resourceVersion={old}"))
@@ -283,6 +284,11 @@ fn a_watch_from_before_expired_history_gets_410_in_its_stream() {
     assert_eq!(event["object"]["code"], 410);
     assert_eq!(event["object"]["reason"], "Expired");
     assert!(watch.next_event().expect("a clean end").is_none());
+    let request = cluster
+        .wait_for_request(since, LIMIT, |request| request.verb == Verb::Watch)
+        .expect("the watch is recorded");
+    assert_eq!(request.resource_version.as_deref(), Some(old.as_str()));
+    assert_eq!((request.status, request.auth), (200, Some(Auth::Token)));
 
     // A fresh list's resourceVersion can be watched from again.
     let fresh = list_resource_version(&client);
