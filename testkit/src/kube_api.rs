@@ -167,7 +167,21 @@ impl KubeCluster {
     /// A kubeconfig (YAML) for `server_url` (`https://host:port`) with the CA as
     /// `certificate-authority-data`, and the bearer token or the client certificate and key.
     pub fn kubeconfig(&self, server_url: &str, auth: Auth) -> String {
-        self.shared.pki.kubeconfig(server_url, auth)
+        self.shared.pki.kubeconfig(server_url, None, auth)
+    }
+
+    /// Like [`KubeCluster::kubeconfig`], with `tls-server-name`: clients connect to the
+    /// URL's host and check the certificate for this name (the server name the cluster was
+    /// made with, or an address one of its servers serves on).
+    pub fn kubeconfig_with_tls_server_name(
+        &self,
+        server_url: &str,
+        tls_server_name: &str,
+        auth: Auth,
+    ) -> String {
+        self.shared
+            .pki
+            .kubeconfig(server_url, Some(tls_server_name), auth)
     }
 
     pub fn ca_pem(&self) -> String {

@@ -477,3 +477,39 @@ fn a_watch_from_a_resource_version_not_reached_waits_then_reports_it_too_large()
         "ResourceVersionTooLarge"
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(apidns_has_kubectl),
+    ignore = "needs kubectl: apt-get install kubectl, then cargo test --test it kube_api::"
+)]
+fn kubectl_checks_the_certificate_for_the_tls_server_name() {
+    let (cluster, server) = cluster();
+    let dir = TempDir::new("kubectl");
+    // `localhost` is not in the certificate; the server name is.
+    let url = format!("https://localhost:{}", server.addr().port());
+    let named = cluster.kubeconfig_with_tls_server_name(&url, SERVER_NAME, Auth::Token);
+    let named = dir.write("named.kubeconfig", &named);
+    let output = kubectl(
+        &dir,
+        &named,
+        &["get", "endpointslices", "-n", "default", "-o", "name"],
+    )
+    .output()
+    .expect("run kubectl");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.trim(), "endpointslice.discovery.k8s.io/kubernetes");
+
+    let unnamed = dir.write("unnamed.kubeconfig", &cluster.kubeconfig(&url, Auth::Token));
+    let output = kubectl(&dir, &unnamed, &["get", "endpointslices", "-n", "default"])
+        .output()
+        .expect("run kubectl");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("certificate"), "kubectl said: {stderr}");
+}
