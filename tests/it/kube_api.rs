@@ -513,3 +513,20 @@ fn kubectl_checks_the_certificate_for_the_tls_server_name() {
     assert!(!output.status.success());
     assert!(stderr.contains("certificate"), "kubectl said: {stderr}");
 }
+
+#[test]
+#[cfg_attr(
+    not(apidns_has_ipv6_loopback),
+    ignore = "this machine has no IPv6 loopback (::1): enable IPv6 on lo to run it"
+)]
+fn a_server_on_ipv6_loopback_is_verified_by_its_address() {
+    let cluster = KubeCluster::new(SERVER_NAME);
+    let server = cluster.serve("[::1]:0".parse().expect("an address"));
+    assert_eq!(
+        server.url(),
+        format!("https://[::1]:{}", server.addr().port())
+    );
+    let by_address = Client::new(&cluster, server.addr(), "::1", Some(Auth::Token));
+    let (status, body) = by_address.get(SLICES).expect("answered");
+    assert_eq!(status, 200, "{body}");
+}
