@@ -124,11 +124,28 @@ impl KubeCluster {
         self.write(|store| store.set_addresses(addresses));
     }
 
+    /// Writes another slice labelled `kubernetes.io/service-name=kubernetes` in `default`, as
+    /// anyone allowed to create EndpointSlices there could: what a client that selects by
+    /// label sees besides the API servers' own (a stray or hostile object). Its addresses
+    /// must be of one family. `set_addresses` leaves it alone.
+    pub fn put_slice(&self, name: &str, addresses: &[IpAddr]) {
+        assert!(
+            addresses.iter().all(|a| a.is_ipv4()) || addresses.iter().all(|a| a.is_ipv6()),
+            "an EndpointSlice holds one address family: {addresses:?}"
+        );
+        self.write(|store| store.put_slice(name, addresses));
+    }
+
+    /// Deletes the slice `name` (a DELETED event), if there is one.
+    pub fn delete_slice(&self, name: &str) {
+        self.write(|store| store.delete_slice(name));
+    }
+
     /// The port the slices announce (default 6443); rewrites them with it.
     pub fn set_port(&self, port: u16) {
         self.write(|store| {
             store.set_port(port);
-            let addresses = current_addresses(store);
+            let addresses = store.addresses();
             store.set_addresses(&addresses);
         });
     }
@@ -138,9 +155,9 @@ impl KubeCluster {
         self.shared.store.lock().expect("store").port()
     }
 
-    /// The addresses the slices now hold.
+    /// The addresses the API servers' own slices now hold.
     pub fn addresses(&self) -> Vec<IpAddr> {
-        current_addresses(&self.shared.store.lock().expect("store"))
+        self.shared.store.lock().expect("store").addresses()
     }
 
     /// Compacts the history: a watch from any resourceVersion handed out so far (and a list
@@ -257,15 +274,6 @@ impl KubeCluster {
         };
         self.shared.changed.send_replace(resource_version);
     }
-}
-
-fn current_addresses(store: &store::Store) -> Vec<IpAddr> {
-    store
-        .slices()
-        .iter()
-        .flat_map(|slice| slice["endpoints"].as_array().cloned().unwrap_or_default())
-        .filter_map(|endpoint| endpoint["addresses"][0].as_str()?.parse().ok())
-        .collect()
 }
 
 /// One stand-in API server. [`ApiServer::stop`] (or dropping it) closes its listener and every

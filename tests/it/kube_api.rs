@@ -530,3 +530,27 @@ fn a_server_on_ipv6_loopback_is_verified_by_its_address() {
     let (status, body) = by_address.get(SLICES).expect("answered");
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn another_slice_with_the_label_is_listed_and_watched_besides_the_servers_own() {
+    let (cluster, server) = cluster();
+    let client = client(&cluster, &server);
+    let before = list_resource_version(&client);
+    let mut watch = client
+        .watch(&format!(
+            "{SLICES}?watch=1&resourceVersion={before}&labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes"
+        ))
+        .expect("watch");
+    cluster.put_slice("kubernetes-stray", &[ip("192.0.2.66")]);
+    cluster.delete_slice("kubernetes-stray");
+    for kind in ["ADDED", "DELETED"] {
+        let event = watch.next_event().expect("an event").expect("not the end");
+        assert_eq!(event["type"], kind, "{event}");
+        assert_eq!(event["object"]["metadata"]["name"], "kubernetes-stray");
+        assert_eq!(
+            event["object"]["endpoints"][0]["addresses"][0],
+            "192.0.2.66"
+        );
+    }
+    assert_eq!(cluster.addresses(), [ip("10.0.0.1"), ip("10.0.0.2")]);
+}
