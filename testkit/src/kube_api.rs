@@ -280,6 +280,7 @@ impl KubeCluster {
 /// open connection, as a killed process would.
 pub struct ApiServer {
     address: SocketAddr,
+    frozen: tokio::sync::watch::Sender<bool>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -291,6 +292,13 @@ impl ApiServer {
     /// `https://address` (IPv6 in brackets).
     pub fn url(&self) -> String {
         format!("https://{}", self.address)
+    }
+
+    /// Freezes (or thaws) the server, as a stopped process or a hung host: while frozen it
+    /// accepts, reads and writes nothing on any connection (watch streams included, so
+    /// bookmarks stop), and the connections stay open. Thawed, it goes on where it was.
+    pub fn freeze(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
     }
 
     /// Stops the server: when this returns, the listener and every connection are closed.

@@ -554,3 +554,32 @@ fn another_slice_with_the_label_is_listed_and_watched_besides_the_servers_own() 
     }
     assert_eq!(cluster.addresses(), [ip("10.0.0.1"), ip("10.0.0.2")]);
 }
+
+#[test]
+fn a_frozen_server_answers_nothing_until_thawed() {
+    let (cluster, server) = cluster();
+    let client = client(&cluster, &server);
+    let mut watch = client
+        .watch(&format!("{SLICES}?watch=1&allowWatchBookmarks=true"))
+        .expect("watch");
+    let added = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(added["type"], "ADDED");
+    server.freeze(true);
+    let since = cluster.requests().len();
+    let (answered, answer) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = answered.send(client.get(SLICES).map(|(status, _)| status));
+    });
+    // A bounded look for something that must not happen: a frozen server records no request.
+    assert!(
+        cluster
+            .wait_for_request(since, Duration::from_millis(300), |_| true)
+            .is_none()
+    );
+    server.freeze(false);
+    let status = answer.recv_timeout(LIMIT).expect("answered once thawed");
+    assert_eq!(status.expect("a response"), 200);
+    // The watch goes on, with its bookmarks.
+    let bookmark = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(bookmark["type"], "BOOKMARK", "{bookmark}");
+}
