@@ -12,7 +12,8 @@
 //!
 //! What the stand-in does not do: write verbs, set-based label selectors, paging (`limit` and
 //! `continue` are accepted and ignored: the whole list is one page), Table output (kubectl
-//! falls back to plain JSON), and waiting for a resourceVersion newer than the current one.
+//! falls back to plain JSON and prints NAME and AGE), and a list's wait for a resourceVersion
+//! newer than the current one (it is served the current state; a watch does wait).
 
 pub mod client;
 mod pki;

@@ -7,7 +7,8 @@
 //! changes after N, or a single ERROR event (Status 410 Expired) when N's history is gone;
 //! with `sendInitialEvents=true` (which needs `resourceVersionMatch=NotOlderThan` and
 //! bookmarks), ADDED events for what exists, then a BOOKMARK annotated
-//! `k8s.io/initial-events-end`.
+//! `k8s.io/initial-events-end`; from a resourceVersion the cluster has not reached, a wait of
+//! up to 3 s for it, then an ERROR event (504, cause `ResourceVersionTooLarge`).
 
 use std::pin::Pin;
 use std::sync::Arc;
