@@ -3,8 +3,8 @@
 //! default `servers` feature the real server, stand-in API servers (TCP, HTTP(S), black holes,
 //! network namespaces), a DNS and HTTP client, and waits that watch for an event.
 //!
-//! `use testkit::*` brings what most tests use; the stand-ins are under [`backend`], [`https`]
-//! and [`netns`].
+//! `use testkit::*` brings what most tests use; the stand-ins are under [`backend`], [`https`],
+//! [`kube_api`] (the Kubernetes API for EndpointSlice list and watch) and [`netns`].
 
 pub mod reply;
 pub mod snapshot;
@@ -18,6 +18,8 @@ pub mod client;
 pub mod http;
 #[cfg(feature = "servers")]
 pub mod https;
+#[cfg(feature = "servers")]
+pub mod kube_api;
 #[cfg(feature = "servers")]
 pub mod netns;
 #[cfg(feature = "servers")]

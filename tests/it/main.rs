@@ -14,6 +14,7 @@ mod held;
 mod held_https;
 mod hostile;
 mod https_probe;
+mod kube_api;
 mod ops;
 mod privileges;
 mod properties;
