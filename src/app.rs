@@ -17,6 +17,7 @@ use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::reload::{Reloader, listen_for_hangup};
 use crate::server::{Answerer, BindError, DnsServer, QueryLog};
+use crate::transfer::{Notifier, NotifyCounters};
 use crate::update::{Apply, UpdateDoor, Writer, journal};
 use crate::zone::Snapshot;
 
@@ -111,6 +112,7 @@ pub async fn serve(
     let zones = config.zones.len();
     let members = probers.len();
     let journal_damaged = metrics.journal_damaged.clone();
+    tasks.spawn(notifier(&snapshot, &keys, &metrics).run(probers.subscribe(), shutdown.clone()));
     let (reloads, reload_requests) = tokio::sync::mpsc::channel(RELOAD_QUEUE);
     let reloader = Reloader::new(
         path,
@@ -171,6 +173,22 @@ fn answerer(
         nsid: config.server.nsid.as_deref().map(Arc::from),
         cookies: Arc::new(cookie_secrets(&config.server)),
     }
+}
+
+/// The NOTIFY sender: it reads the snapshot in force and the keys in force, and looks at the
+/// serials after every announced change (a new snapshot is announced like a health change).
+fn notifier(
+    snapshot: &Arc<ArcSwap<Snapshot>>,
+    keys: &crate::update::KeyRing,
+    metrics: &Metrics,
+) -> Notifier {
+    let keys = keys.clone();
+    let counters = NotifyCounters {
+        acknowledged: metrics.notify_result("acknowledged"),
+        retried: metrics.notify_result("retried"),
+        failed: metrics.notify_result("failed"),
+    };
+    Notifier::new(snapshot.clone(), move || keys.load(), counters)
 }
 
 /// Binds the HTTP endpoint (metrics, health, status, admin).

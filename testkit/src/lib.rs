@@ -21,6 +21,8 @@ pub mod https;
 #[cfg(feature = "servers")]
 pub mod netns;
 #[cfg(feature = "servers")]
+pub mod peers;
+#[cfg(feature = "servers")]
 pub mod server;
 #[cfg(feature = "servers")]
 pub mod wait;
