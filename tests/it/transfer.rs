@@ -306,3 +306,26 @@ fn transfers_without_a_listed_key_are_refused_as_queries_are() {
         Some(RecordType::SOA)
     );
 }
+
+/// docs/transfers.md shows the Knot and BIND configurations these tests run, as they run them
+/// (with the documentation's addresses and directories).
+#[test]
+fn the_documented_secondary_configurations_are_the_tested_ones() {
+    let of = SecondaryOf {
+        origin: ORIGIN.to_string(),
+        primary: "192.0.2.53:53".parse().expect("an address"),
+        key: PeerKey {
+            name: "xfr-key".to_string(),
+            algorithm: "hmac-sha256".to_string(),
+            secret: "<base64 secret>".to_string(),
+        },
+    };
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/transfers.md"),
+    )
+    .expect("docs/transfers.md");
+    let knot = testkit::peers::knot_config(&of, 53, "/var/lib/knot");
+    let bind = testkit::peers::bind_config(&of, 53, "/var/cache/bind");
+    assert!(doc.contains(&knot), "docs/transfers.md lacks:\n{knot}");
+    assert!(doc.contains(&bind), "docs/transfers.md lacks:\n{bind}");
+}
