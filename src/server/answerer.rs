@@ -30,6 +30,8 @@ pub struct Answerer {
     pub nsid: Option<Arc<[u8]>>,
     /// The secrets server cookies (RFC 7873, RFC 9018) are made with.
     pub cookies: Arc<CookieSecrets>,
+    /// The zones' recent versions, for IXFR.
+    pub transfer_history: Arc<crate::transfer::History>,
 }
 
 impl Answerer {
@@ -67,8 +69,13 @@ impl Answerer {
         }
         let started = self.metrics.should_time().then(Instant::now);
         let snapshot = self.snapshot.load();
-        let transfer =
-            crate::transfer::answer(&snapshot, &self.updates.keys().load(), message, peer);
+        let transfer = crate::transfer::answer(
+            &snapshot,
+            &self.transfer_history,
+            &self.updates.keys().load(),
+            message,
+            peer,
+        );
         self.metrics.count_query(
             transfer.zone.as_ref(),
             transfer.qtype.unwrap_or(RecordType::ZERO),

@@ -22,6 +22,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::history::History;
 use crate::config::TsigKey;
 use crate::dns::tsig::{FUDGE, now};
 use crate::zone::Snapshot;
@@ -46,9 +47,12 @@ pub struct NotifyCounters {
     pub failed: Counter,
 }
 
-/// The task that watches serials and sends NOTIFY messages.
+/// The task that watches serials: records each new one in the [`History`] and sends NOTIFY
+/// messages for it.
 pub struct Notifier {
     snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Where each new serial is recorded before it is notified, for IXFR.
+    history: Arc<History>,
     /// The TSIG keys in force.
     keys: Box<dyn Fn() -> Arc<Vec<TsigKey>> + Send + Sync>,
     counters: NotifyCounters,
@@ -62,11 +66,13 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(
         snapshot: Arc<ArcSwap<Snapshot>>,
+        history: Arc<History>,
         keys: impl Fn() -> Arc<Vec<TsigKey>> + Send + Sync + 'static,
         counters: NotifyCounters,
     ) -> Self {
         Self {
             snapshot,
+            history,
             keys: Box::new(keys),
             counters,
             notified: HashMap::new(),
@@ -98,6 +104,8 @@ impl Notifier {
     /// notified.
     fn notify_changed_zones(&mut self) {
         let snapshot = self.snapshot.load_full();
+        // Recorded first, so that the IXFR a NOTIFY brings finds the new version.
+        self.history.record(&snapshot);
         for zone in snapshot.zones() {
             let Some(policy) = &zone.config.transfer else {
                 continue;

@@ -2,8 +2,9 @@
 //! configured records ([`super::contents`]) and the SOA again, in as many messages as it takes,
 //! each signed with the requester's TSIG key (RFC 8945 section 5.3.1).
 //!
-//! IXFR is answered as RFC 1995 section 4 allows when no history is kept: with the whole zone
-//! in AXFR form, or with the SOA alone when the requester already has the current serial.
+//! IXFR is answered with the difference from the requester's serial to the current one when the
+//! [`History`] holds both, with the SOA alone when the requester already has the current serial,
+//! and otherwise with the whole zone in AXFR form, as RFC 1995 section 4 allows.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use tracing::info;
 
 use super::contents::zone_records;
+use super::history::History;
 use crate::config::TsigKey;
 use crate::dns::tsig::{self, Signing, Verification};
 use crate::zone::{Snapshot, Zone};
@@ -39,8 +41,14 @@ pub struct Transfer {
 }
 
 /// Answers the transfer request `request` (a QUERY for AXFR or IXFR) from `peer`, with the
-/// zones of `snapshot` and the server's TSIG `keys`.
-pub fn answer(snapshot: &Snapshot, keys: &[TsigKey], request: &[u8], peer: SocketAddr) -> Transfer {
+/// zones of `snapshot`, the versions in `history` and the server's TSIG `keys`.
+pub fn answer(
+    snapshot: &Snapshot,
+    history: &History,
+    keys: &[TsigKey],
+    request: &[u8],
+    peer: SocketAddr,
+) -> Transfer {
     let id = request
         .get(..2)
         .map_or(0, |id| u16::from_be_bytes([id[0], id[1]]));
@@ -98,7 +106,7 @@ pub fn answer(snapshot: &Snapshot, keys: &[TsigKey], request: &[u8], peer: Socke
         refused.zone = Some(zone.label.clone());
         return refused;
     }
-    let records = records_to_send(zone, &message, qtype);
+    let records = records_to_send(zone, history, &message, qtype);
     let messages = sign_all(&message, &records, &signing, time);
     info!(zone = %zone.label, %peer, %qtype, key = %key.name, serial = zone.config.soa.serial, records = records.len(), messages = messages.len(), "zone transferred");
     Transfer {
@@ -115,9 +123,16 @@ fn zone_at<'a>(snapshot: &'a Snapshot, message: &Message) -> Option<&'a Zone> {
     snapshot.find_zone(&name).filter(|zone| zone.origin == name)
 }
 
-/// SOA, the zone, SOA; or, for an IXFR from a client that already has this serial (or a newer
-/// one), the SOA alone (RFC 1995 section 2).
-fn records_to_send(zone: &Zone, message: &Message, qtype: RecordType) -> Vec<Record> {
+/// SOA, the zone, SOA; or, for an IXFR (RFC 1995 section 4): the SOA alone to a client that
+/// already has this serial (or a newer one), or the difference from the client's version when
+/// the history holds it (current SOA, old SOA, deleted records, current SOA, added records,
+/// current SOA).
+fn records_to_send(
+    zone: &Zone,
+    history: &History,
+    message: &Message,
+    qtype: RecordType,
+) -> Vec<Record> {
     let serial = zone.config.soa.serial;
     if qtype == RecordType::IXFR {
         let client_serial = message
@@ -127,8 +142,21 @@ fn records_to_send(zone: &Zone, message: &Message, qtype: RecordType) -> Vec<Rec
                 RData::SOA(soa) => Some(soa.serial),
                 _ => None,
             });
-        if client_serial.is_some_and(|client| !serial_greater(serial, client)) {
-            return vec![zone.soa.clone()];
+        if let Some(client) = client_serial {
+            if !serial_greater(serial, client) {
+                return vec![zone.soa.clone()];
+            }
+            if let Some(difference) = history.difference(&zone.config.origin, client, serial) {
+                let mut records =
+                    Vec::with_capacity(difference.deleted.len() + difference.added.len() + 4);
+                records.push(zone.soa.clone());
+                records.push(difference.from_soa);
+                records.extend(difference.deleted);
+                records.push(zone.soa.clone());
+                records.extend(difference.added);
+                records.push(zone.soa.clone());
+                return records;
+            }
         }
     }
     let mut records = Vec::with_capacity(zone.config.records.len() + 2);

@@ -100,6 +100,43 @@ fn wait_for_copy(secondary: &Secondary, expected: &[String]) {
     }
 }
 
+/// `dig IXFR=serial` from `server`: each record as its type and the part of its data that
+/// tells the records apart (the serial of an SOA, the address of an A, the target of an SRV).
+fn ixfr(server: SocketAddr, serial: u32) -> Vec<String> {
+    let output = Command::new("dig")
+        .args([
+            format!("@{}", server.ip()),
+            "-p".to_string(),
+            server.port().to_string(),
+            ORIGIN.to_string(),
+            format!("IXFR={serial}"),
+            "+noall".to_string(),
+            "+answer".to_string(),
+            "-y".to_string(),
+            key("xfr-key").dig_arg(),
+        ])
+        .output()
+        .expect("dig runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with(';'))
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let rtype = fields
+                .get(3)
+                .copied()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let telling = match rtype.as_str() {
+                "soa" => fields.get(6),
+                "srv" => fields.get(7),
+                _ => fields.get(4),
+            };
+            format!("{rtype} {}", telling.copied().unwrap_or_default())
+        })
+        .collect()
+}
+
 /// Runs `nsupdate -y` with `commands` against `server`; panics unless it succeeds.
 fn nsupdate(server: SocketAddr, commands: &str) {
     let mut child = Command::new("nsupdate")
@@ -184,6 +221,30 @@ fn knot_and_bind_load_the_zone_by_axfr_and_follow_an_update_by_notify() {
     // The SOA refresh is an hour: only the NOTIFY brings the change this soon.
     wait_for_copy(&knot, &updated);
     wait_for_copy(&bind, &updated);
+    // Knot asks for the change by IXFR and gets the difference, not the zone.
+    let knot_log = knot.log_text();
+    assert!(
+        knot_log
+            .lines()
+            .any(|line| line.contains("IXFR, incoming") && line.contains("finished")),
+        "Knot did not take the update by IXFR:\n{knot_log}"
+    );
+    let incremental = ixfr(primary.addr(), before);
+    assert_eq!(
+        incremental,
+        [
+            format!("soa {after}"),
+            format!("soa {before}"),
+            format!("soa {after}"),
+            "a 127.0.0.13".to_string(),
+            "a 127.0.0.13".to_string(),
+            "srv ip-127-0-0-13.api.k8s.example.com.".to_string(),
+            format!("soa {after}"),
+        ],
+        "dig IXFR={before}"
+    );
+    // A serial the history does not hold: the whole zone, in AXFR form.
+    assert!(ixfr(primary.addr(), before.wrapping_sub(1000)).len() > 10);
     for target in notify {
         let acknowledged = primary.wait_for_log(Duration::from_secs(5), |line| {
             line.contains("NOTIFY acknowledged")
@@ -328,4 +389,49 @@ fn the_documented_secondary_configurations_are_the_tested_ones() {
     let bind = testkit::peers::bind_config(&of, 53, "/var/cache/bind");
     assert!(doc.contains(&knot), "docs/transfers.md lacks:\n{knot}");
     assert!(doc.contains(&bind), "docs/transfers.md lacks:\n{bind}");
+}
+
+#[test]
+#[cfg_attr(
+    not(all(apidns_has_dig, apidns_has_nsupdate)),
+    ignore = "needs dig and nsupdate: apt-get install bind9-dnsutils"
+)]
+fn ixfr_answers_from_the_history_kept_across_a_restart() {
+    let state = TempDir::new("transfer-history");
+    let primary = start_primary(&state, "\"127.0.0.11\"", &[]);
+    let before = soa_serial(primary.addr(), ORIGIN).expect("apidns answers its SOA");
+    nsupdate(
+        primary.addr(),
+        "update add api.k8s.example.com. 60 A 127.0.0.13",
+    );
+    let after = soa_serial(primary.addr(), ORIGIN).expect("apidns answers its SOA");
+    // The version is recorded by the task that sends NOTIFY, just after the update is in force.
+    let recorded = wait_until(Duration::from_secs(10), || {
+        ixfr(primary.addr(), before).get(1) == Some(&format!("soa {before}"))
+    });
+    assert!(
+        recorded.is_some(),
+        "no incremental answer from {before} to {after}"
+    );
+    drop(primary);
+
+    let restarted = start_primary(&state, "\"127.0.0.11\"", &[]);
+    let now = soa_serial(restarted.addr(), ORIGIN).expect("apidns answers its SOA");
+    // The file still says 42; the history keeps the serial the secondaries already hold.
+    assert_eq!(now, after, "the serial after a restart");
+    let incremental = ixfr(restarted.addr(), before);
+    assert_eq!(
+        incremental.first(),
+        Some(&format!("soa {now}")),
+        "{incremental:?}"
+    );
+    assert_eq!(
+        incremental.get(1),
+        Some(&format!("soa {before}")),
+        "{incremental:?}"
+    );
+    assert!(
+        incremental.iter().any(|record| record == "a 127.0.0.13"),
+        "{incremental:?}"
+    );
 }
