@@ -68,14 +68,19 @@ impl Answerer {
                 .collect();
         }
         let started = self.metrics.should_time().then(Instant::now);
-        let snapshot = self.snapshot.load();
-        let transfer = crate::transfer::answer(
-            &snapshot,
-            &self.transfer_history,
-            &self.updates.keys().load(),
-            message,
-            peer,
-        );
+        // A zone of thousands of members takes milliseconds to encode and sign: off the
+        // runtime's workers, so that the queries they serve meanwhile do not wait.
+        let snapshot = self.snapshot.load_full();
+        let history = self.transfer_history.clone();
+        let keys = self.updates.keys().load();
+        let request = message.to_vec();
+        let Ok(transfer) = tokio::task::spawn_blocking(move || {
+            crate::transfer::answer(&snapshot, &history, &keys, &request, peer)
+        })
+        .await
+        else {
+            return Vec::new();
+        };
         self.metrics.count_query(
             transfer.zone.as_ref(),
             transfer.qtype.unwrap_or(RecordType::ZERO),

@@ -34,13 +34,24 @@ fn key(name: &str) -> PeerKey {
 /// defined but may do neither), notifying `notify`, with pool `api` of `members` on a closed
 /// loopback port, and an SOA refresh of an hour.
 fn start_primary(state: &TempDir, members: &str, notify: &[SocketAddr]) -> TestServer {
+    start_primary_probing(state, members, notify, free_port())
+}
+
+/// [`start_primary`] with the members' port: it is in their SRV records, so a restart that
+/// keeps the data must keep it.
+fn start_primary_probing(
+    state: &TempDir,
+    members: &str,
+    notify: &[SocketAddr],
+    port: u16,
+) -> TestServer {
     let notify: Vec<String> = notify.iter().map(|a| format!("\"{a}\"")).collect();
     let zone = format!(
         "transfer = {{ keys = [\"xfr-key\"], notify = [{}] }}\nupdate = {{ keys = [\"ops-key\"], allow = \"pool-members\" }}\n{}\
          refresh = 3600\n\n[pool.api]\nport = {}\nmembers = [{members}]\n",
         notify.join(", "),
         zone_with_records(&["{ name = \"www\", type = \"TXT\", value = \"static data\" }"]),
-        free_port(),
+        port,
     );
     let mut spec = ServerSpec::zone(&zone);
     let mut tsig = String::new();
@@ -245,6 +256,26 @@ fn knot_and_bind_load_the_zone_by_axfr_and_follow_an_update_by_notify() {
     );
     // A serial the history does not hold: the whole zone, in AXFR form.
     assert!(ixfr(primary.addr(), before.wrapping_sub(1000)).len() > 10);
+
+    // A reload that changes the data notifies too.
+    let zone_file = primary.dir.path().join("zones/k8s.example.com.toml");
+    let text = std::fs::read_to_string(&zone_file).expect("the zone file");
+    let edited = text.replacen(
+        "value = \"static data\" }",
+        "value = \"static data\" },\n  { name = \"new\", type = \"A\", value = \"192.0.2.99\" }",
+        1,
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&zone_file, edited).expect("edit the zone file");
+    primary.signal("HUP");
+    let reloaded = wait_until(FOLLOW_LIMIT, || {
+        axfr(primary.addr(), ORIGIN, Some(&xfr))
+            .is_ok_and(|records| records.iter().any(|r| r.contains("192.0.2.99")))
+    });
+    assert!(reloaded.is_some(), "apidns did not reload the zone file");
+    let reloaded = axfr(primary.addr(), ORIGIN, Some(&xfr)).expect("apidns transfers the zone");
+    wait_for_copy(&knot, &reloaded);
+    wait_for_copy(&bind, &reloaded);
     for target in notify {
         let acknowledged = primary.wait_for_log(Duration::from_secs(5), |line| {
             line.contains("NOTIFY acknowledged")
@@ -398,7 +429,8 @@ fn the_documented_secondary_configurations_are_the_tested_ones() {
 )]
 fn ixfr_answers_from_the_history_kept_across_a_restart() {
     let state = TempDir::new("transfer-history");
-    let primary = start_primary(&state, "\"127.0.0.11\"", &[]);
+    let port = free_port();
+    let primary = start_primary_probing(&state, "\"127.0.0.11\"", &[], port);
     let before = soa_serial(primary.addr(), ORIGIN).expect("apidns answers its SOA");
     nsupdate(
         primary.addr(),
@@ -415,7 +447,7 @@ fn ixfr_answers_from_the_history_kept_across_a_restart() {
     );
     drop(primary);
 
-    let restarted = start_primary(&state, "\"127.0.0.11\"", &[]);
+    let restarted = start_primary_probing(&state, "\"127.0.0.11\"", &[], port);
     let now = soa_serial(restarted.addr(), ORIGIN).expect("apidns answers its SOA");
     // The file still says 42; the history keeps the serial the secondaries already hold.
     assert_eq!(now, after, "the serial after a restart");
