@@ -108,8 +108,14 @@ pub async fn serve(
         shutdown.clone(),
     ));
 
-    let mut answerer = answerer(&config, snapshot.clone(), door, metrics.clone(), &options);
-    answerer.transfer_history = history.clone();
+    let answerer = answerer(
+        &config,
+        snapshot.clone(),
+        door,
+        history.clone(),
+        metrics.clone(),
+        &options,
+    );
     let server = DnsServer::start(&config.server, answerer, shutdown.clone())?;
     crate::server::drop_privileges(config.server.user.as_deref())?;
     log_ready(&server, &snapshot.load());
@@ -161,12 +167,13 @@ async fn join_all(mut tasks: tokio::task::JoinSet<()>) {
     }
 }
 
-/// What every DNS listener shares: the snapshot, the way to the update writer, the metrics,
-/// the query log, and what the server adds to answers (NSID, cookies).
+/// What every DNS listener shares: the snapshot, the way to the update writer, the transfer
+/// history, the metrics, the query log, and what the server adds to answers (NSID, cookies).
 fn answerer(
     config: &Config,
     snapshot: Arc<ArcSwap<Snapshot>>,
     updates: UpdateDoor,
+    transfer_history: Arc<History>,
     metrics: Arc<Metrics>,
     options: &ServeOptions,
 ) -> Answerer {
@@ -178,12 +185,13 @@ fn answerer(
         query_log: Arc::new(QueryLog::new(options.query_log_every)),
         nsid: config.server.nsid.as_deref().map(Arc::from),
         cookies: Arc::new(cookie_secrets(&config.server)),
-        transfer_history: Arc::new(History::load(None)),
+        transfer_history,
     }
 }
 
-/// The NOTIFY sender: it reads the snapshot in force and the keys in force, and looks at the
-/// serials after every announced change (a new snapshot is announced like a health change).
+/// The task that records each new serial in the transfer history and sends NOTIFY for it: it
+/// reads the snapshot and the keys in force, and looks at the serials after every announced
+/// change (a new snapshot is announced like a health change).
 fn notifier(
     snapshot: &Arc<ArcSwap<Snapshot>>,
     history: &Arc<History>,
