@@ -173,6 +173,8 @@ pub struct Metrics {
     pub reloads: Family<ResultLabels, Counter>,
     /// 1 while the update journal is damaged and updates are refused.
     pub journal_damaged: Gauge,
+    /// NOTIFY messages to secondaries, by result (acknowledged, retried, failed).
+    pub notifies: Family<ResultLabels, Counter>,
 }
 
 impl Metrics {
@@ -202,6 +204,7 @@ impl Metrics {
             pool_fallback: Family::default(),
             reloads: Family::default(),
             journal_damaged: Gauge::default(),
+            notifies: Family::default(),
         };
         metrics.register_answering();
         metrics.register_probing();
@@ -285,6 +288,20 @@ impl Metrics {
             "1 while the update journal is damaged: updates are refused until it is repaired",
             self.journal_damaged.clone(),
         );
+        registry.register(
+            "notifies",
+            "NOTIFY messages to secondaries, by result (acknowledged; retried: sent again after no acknowledgement; failed: given up)",
+            self.notifies.clone(),
+        );
+    }
+
+    /// The handle a NOTIFY outcome is counted in.
+    pub fn notify_result(&self, result: &str) -> Counter {
+        self.notifies
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .clone()
     }
 
     /// `apidns_build_info{version="..."} 1`: set once, never recorded again.

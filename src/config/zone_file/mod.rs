@@ -8,7 +8,8 @@
 //! - `records_file.rs`: static records (and the SOA) from an RFC 1035 master file;
 //! - `pools.rs`: pools, and the names they add to the zone;
 //! - `members.rs`: one pool member, and the names of members without one;
-//! - `update_policy.rs`: who may send dynamic updates.
+//! - `update_policy.rs`: who may send dynamic updates;
+//! - `transfer.rs`: who may transfer the zone, and whom to notify of changes.
 
 mod members;
 mod names;
@@ -17,6 +18,7 @@ mod record_data;
 mod records;
 mod records_file;
 mod soa;
+mod transfer;
 mod update_policy;
 
 use std::path::{Path, PathBuf};
@@ -106,6 +108,10 @@ pub(crate) fn parse(
         Some(section) => Some(update_policy::parse_update(&source, section.get_ref())?),
         None => None,
     };
+    let transfer = match &file.transfer {
+        Some(section) => Some(transfer::parse_transfer(&source, section.get_ref())?),
+        None => None,
+    };
     Ok(ZoneConfig {
         file: path.to_path_buf(),
         data_files: records_file.map(|file| file.files).unwrap_or_default(),
@@ -114,6 +120,7 @@ pub(crate) fn parse(
         records,
         pools,
         update,
+        transfer,
     })
 }
 
