@@ -13,12 +13,13 @@ use std::path::Path;
 const SYSTEM_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
 /// (cfg name, programs that must all be present, needs root)
-const FINDINGS: [(&str, &[&str], bool); 8] = [
+const FINDINGS: &[(&str, &[&str], bool)] = &[
     ("apidns_has_haproxy", &["haproxy", "curl"], false),
     ("apidns_has_nsupdate", &["nsupdate"], false),
     ("apidns_has_dig", &["dig", "kdig"], false),
     ("apidns_has_named_checkzone", &["named-checkzone"], false),
     ("apidns_has_knotd", &["knotd"], false),
+    ("apidns_has_named", &["named"], false),
     ("apidns_has_kubectl", &["kubectl"], false),
     ("apidns_is_root", &[], true),
     ("apidns_has_netns", &["ip"], true),
@@ -33,7 +34,7 @@ fn main() {
         }
     }
     let root = is_root();
-    for (cfg, programs, needs_root) in FINDINGS {
+    for &(cfg, programs, needs_root) in FINDINGS {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         if programs.iter().all(|program| found(program)) && (root || !needs_root) {
             println!("cargo::rustc-cfg={cfg}");

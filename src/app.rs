@@ -18,6 +18,7 @@ use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::reload::{Reloader, listen_for_hangup};
 use crate::server::{Answerer, BindError, DnsServer, QueryLog};
+use crate::transfer::{History, Notifier, NotifyCounters};
 use crate::update::{Apply, Discovered, UpdateDoor, Writer, journal};
 use crate::zone::Snapshot;
 
@@ -77,6 +78,9 @@ pub async fn serve(
     let discovered = crate::discover::state::load(&config);
     discovered.lay_over(&mut config);
     let watch_status = WatchStatus::default();
+    // Transferred zones keep the serials secondaries already hold (see `History`).
+    let history = Arc::new(History::load(config.server.state_dir.as_deref()));
+    history.continue_serials(&mut config.zones);
     let (door, update_requests, keys) = UpdateDoor::new(config.server.tsig_keys.clone());
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
@@ -113,7 +117,14 @@ pub async fn serve(
         shutdown.clone(),
     ));
 
-    let answerer = answerer(&config, snapshot.clone(), door, metrics.clone(), &options);
+    let answerer = answerer(
+        &config,
+        snapshot.clone(),
+        door,
+        history.clone(),
+        metrics.clone(),
+        &options,
+    );
     let server = DnsServer::start(&config.server, answerer, shutdown.clone())?;
     crate::server::drop_privileges(config.server.user.as_deref())?;
     log_ready(&server, &snapshot.load());
@@ -121,6 +132,9 @@ pub async fn serve(
     let members = probers.len();
     let journal_damaged = metrics.journal_damaged.clone();
     let discover_metrics = metrics.discover.clone();
+    tasks.spawn(
+        notifier(&snapshot, &history, &keys, &metrics).run(probers.subscribe(), shutdown.clone()),
+    );
     let (reloads, reload_requests) = tokio::sync::mpsc::channel(RELOAD_QUEUE);
     let reloader = Reloader::new(
         path,
@@ -176,12 +190,13 @@ async fn join_all(mut tasks: tokio::task::JoinSet<()>) {
     }
 }
 
-/// What every DNS listener shares: the snapshot, the way to the update writer, the metrics,
-/// the query log, and what the server adds to answers (NSID, cookies).
+/// What every DNS listener shares: the snapshot, the way to the update writer, the transfer
+/// history, the metrics, the query log, and what the server adds to answers (NSID, cookies).
 fn answerer(
     config: &Config,
     snapshot: Arc<ArcSwap<Snapshot>>,
     updates: UpdateDoor,
+    transfer_history: Arc<History>,
     metrics: Arc<Metrics>,
     options: &ServeOptions,
 ) -> Answerer {
@@ -193,7 +208,31 @@ fn answerer(
         query_log: Arc::new(QueryLog::new(options.query_log_every)),
         nsid: config.server.nsid.as_deref().map(Arc::from),
         cookies: Arc::new(cookie_secrets(&config.server)),
+        transfer_history,
     }
+}
+
+/// The task that records each new serial in the transfer history and sends NOTIFY for it: it
+/// reads the snapshot and the keys in force, and looks at the serials after every announced
+/// change (a new snapshot is announced like a health change).
+fn notifier(
+    snapshot: &Arc<ArcSwap<Snapshot>>,
+    history: &Arc<History>,
+    keys: &crate::update::KeyRing,
+    metrics: &Metrics,
+) -> Notifier {
+    let keys = keys.clone();
+    let counters = NotifyCounters {
+        acknowledged: metrics.notify_result("acknowledged"),
+        retried: metrics.notify_result("retried"),
+        failed: metrics.notify_result("failed"),
+    };
+    Notifier::new(
+        snapshot.clone(),
+        history.clone(),
+        move || keys.load(),
+        counters,
+    )
 }
 
 /// Binds the HTTP endpoint (metrics, health, status, admin).

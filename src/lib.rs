@@ -11,5 +11,6 @@ pub mod logging;
 pub mod metrics;
 pub mod reload;
 pub mod server;
+pub mod transfer;
 pub mod update;
 pub mod zone;

@@ -177,6 +177,8 @@ pub struct Metrics {
     /// Cluster discovery: events, applied and refused memberships, addresses outside allow,
     /// watch errors.
     pub discover: DiscoverMetrics,
+    /// NOTIFY messages to secondaries, by result (acknowledged, retried, failed).
+    pub notifies: Family<ResultLabels, Counter>,
 }
 
 impl Metrics {
@@ -207,6 +209,7 @@ impl Metrics {
             reloads: Family::default(),
             journal_damaged: Gauge::default(),
             discover: DiscoverMetrics::default(),
+            notifies: Family::default(),
         };
         metrics.register_answering();
         metrics.register_probing();
@@ -291,6 +294,20 @@ impl Metrics {
             "1 while the update journal is damaged: updates are refused until it is repaired",
             self.journal_damaged.clone(),
         );
+        registry.register(
+            "notifies",
+            "NOTIFY messages to secondaries, by result (acknowledged; retried: sent again after no acknowledgement; failed: given up)",
+            self.notifies.clone(),
+        );
+    }
+
+    /// The handle a NOTIFY outcome is counted in.
+    pub fn notify_result(&self, result: &str) -> Counter {
+        self.notifies
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .clone()
     }
 
     /// What cluster discovery saw and did.

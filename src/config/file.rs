@@ -91,6 +91,17 @@ pub struct ZoneFile {
     #[serde(default)]
     pub pool: BTreeMap<Spanned<String>, Spanned<PoolSection>>,
     pub update: Option<Spanned<UpdateSection>>,
+    pub transfer: Option<Spanned<TransferSection>>,
+}
+
+/// `transfer = { keys = ["xfr-key"], notify = ["192.0.2.54:53"] }`: zone transfers (AXFR,
+/// IXFR) to secondaries that sign with one of `keys`, and NOTIFY to `notify` on every change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSection {
+    pub keys: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub notify: Vec<Spanned<String>>,
 }
 
 /// `update = { keys = ["ops-key"], allow = "pool-members" }`: dynamic updates to this zone.

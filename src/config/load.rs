@@ -13,6 +13,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let (server, probe) = main_file::parse(path, &text)?;
     let zones = zone_file::load_dir(&server.zones_dir, &probe)?;
     check_update_keys(path, &server, &zones)?;
+    check_transfer_keys(path, &server, &zones)?;
     Ok(Config {
         path: path.to_path_buf(),
         server,
@@ -68,6 +69,33 @@ fn check_update_keys(
                     file: zone.file.clone(),
                     position: None,
                     field: Some(format!("update.keys[{index}]")),
+                    message: format!(
+                        "key {key} is not defined (add a [[tsig]] table with name = \"{key}\" to {})",
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every key a zone's `transfer` table names must be defined in the main file.
+fn check_transfer_keys(
+    path: &Path,
+    server: &ServerSettings,
+    zones: &[ZoneConfig],
+) -> Result<(), ConfigError> {
+    for zone in zones {
+        let Some(transfer) = &zone.transfer else {
+            continue;
+        };
+        for (index, key) in transfer.keys.iter().enumerate() {
+            if !server.tsig_keys.iter().any(|known| &known.name == key) {
+                return Err(ConfigError {
+                    file: zone.file.clone(),
+                    position: None,
+                    field: Some(format!("transfer.keys[{index}]")),
                     message: format!(
                         "key {key} is not defined (add a [[tsig]] table with name = \"{key}\" to {})",
                         path.display()

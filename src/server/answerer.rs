@@ -30,6 +30,8 @@ pub struct Answerer {
     pub nsid: Option<Arc<[u8]>>,
     /// The secrets server cookies (RFC 7873, RFC 9018) are made with.
     pub cookies: Arc<CookieSecrets>,
+    /// The zones' recent versions, for IXFR.
+    pub transfer_history: Arc<crate::transfer::History>,
 }
 
 impl Answerer {
@@ -43,13 +45,53 @@ impl Answerer {
     ) -> Option<Vec<u8>> {
         let mut bytes = Vec::with_capacity(512);
         match route(message) {
-            Route::Answer => self.answer_query_into(message, transport, peer, &mut bytes, None)?,
+            // Over UDP a transfer request is a query like any other (REFUSED).
+            Route::Answer | Route::Transfer => {
+                self.answer_query_into(message, transport, peer, &mut bytes, None)?
+            }
             Route::Update => {
                 self.answer_update_into(message, transport, peer, &mut bytes, None)
                     .await?
             }
         }
         Some(bytes)
+    }
+
+    /// Answers one message received over TCP: a zone transfer in as many messages as it takes,
+    /// anything else as [`Self::answer`] does. Empty when nothing is to be sent.
+    pub async fn answer_tcp(&self, message: &[u8], peer: SocketAddr) -> Vec<Vec<u8>> {
+        if route(message) != Route::Transfer {
+            return self
+                .answer(message, Transport::Tcp, peer)
+                .await
+                .into_iter()
+                .collect();
+        }
+        let started = self.metrics.should_time().then(Instant::now);
+        // A zone of thousands of members takes milliseconds to encode and sign: off the
+        // runtime's workers, so that the queries they serve meanwhile do not wait.
+        let snapshot = self.snapshot.load_full();
+        let history = self.transfer_history.clone();
+        let keys = self.updates.keys().load();
+        let request = message.to_vec();
+        let Ok(transfer) = tokio::task::spawn_blocking(move || {
+            crate::transfer::answer(&snapshot, &history, &keys, &request, peer)
+        })
+        .await
+        else {
+            return Vec::new();
+        };
+        self.metrics.count_query(
+            transfer.zone.as_ref(),
+            transfer.qtype.unwrap_or(RecordType::ZERO),
+            transfer.rcode,
+            Transport::Tcp,
+        );
+        if let Some(started) = started {
+            self.metrics
+                .observe_response(Transport::Tcp, started.elapsed());
+        }
+        transfer.messages
     }
 
     /// Answers one message that is not an UPDATE (see [`route`]) into `out` and counts it; with

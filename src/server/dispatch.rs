@@ -1,7 +1,8 @@
 //! Opcode dispatch at the server's edge (as hickory's `Catalog::handle_request` does): the
 //! listener reads the header and hands a QUERY (and anything else that is not an UPDATE) to the
-//! answering code in `crate::dns`, and an UPDATE to `crate::update`. The answering code never
-//! sees an UPDATE, and so never waits.
+//! answering code in `crate::dns`, an UPDATE to `crate::update`, and a zone transfer request
+//! (AXFR, IXFR) to `crate::transfer` when it comes over TCP. The answering code never sees an
+//! UPDATE, and so never waits.
 
 /// Where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,10 +12,16 @@ pub enum Route {
     Answer,
     /// To `crate::update`: a request (QR clear) whose header says opcode UPDATE (RFC 2136).
     Update,
+    /// To `crate::transfer` over TCP: a QUERY request whose first question asks for AXFR or
+    /// IXFR. Over UDP it is answered as any query (REFUSED: transfers need TCP).
+    Transfer,
 }
 
 /// The header's opcode, in bits 3-6 of its third byte.
 const OPCODE_UPDATE: u8 = 5;
+const OPCODE_QUERY: u8 = 0;
+const TYPE_IXFR: u16 = 251;
+const TYPE_AXFR: u16 = 252;
 /// The smallest message: a header.
 const HEADER_LEN: usize = 12;
 
@@ -25,11 +32,43 @@ pub fn route(message: &[u8]) -> Route {
     };
     let is_response = flags & 0x80 != 0;
     let opcode = (flags >> 3) & 0x0f;
-    if message.len() >= HEADER_LEN && !is_response && opcode == OPCODE_UPDATE {
-        Route::Update
-    } else {
-        Route::Answer
+    if message.len() < HEADER_LEN || is_response {
+        return Route::Answer;
     }
+    match opcode {
+        OPCODE_UPDATE => Route::Update,
+        OPCODE_QUERY if matches!(first_qtype(message), Some(TYPE_AXFR | TYPE_IXFR)) => {
+            Route::Transfer
+        }
+        _ => Route::Answer,
+    }
+}
+
+/// The type of the first question, read past its name's labels; `None` when there is no whole
+/// question.
+fn first_qtype(message: &[u8]) -> Option<u16> {
+    let questions = u16::from_be_bytes([*message.get(4)?, *message.get(5)?]);
+    if questions == 0 {
+        return None;
+    }
+    let mut at = HEADER_LEN;
+    loop {
+        let length = *message.get(at)?;
+        if length == 0 {
+            at += 1;
+            break;
+        }
+        if length & 0xc0 != 0 {
+            // A compression pointer (or a reserved label type) ends the name.
+            at += 2;
+            break;
+        }
+        at += 1 + usize::from(length);
+    }
+    Some(u16::from_be_bytes([
+        *message.get(at)?,
+        *message.get(at + 1)?,
+    ]))
 }
 
 #[cfg(test)]
@@ -47,5 +86,24 @@ mod tests {
         assert_eq!(route(&header), Route::Answer);
         header[2] = 4 << 3;
         assert_eq!(route(&header), Route::Answer);
+    }
+
+    #[test]
+    fn axfr_and_ixfr_queries_go_to_transfer() {
+        let question = |qtype: u16| {
+            let mut message = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            message.extend_from_slice(b"\x03k8s\x07example\x03com\x00");
+            message.extend_from_slice(&qtype.to_be_bytes());
+            message.extend_from_slice(&1u16.to_be_bytes());
+            message
+        };
+        assert_eq!(route(&question(TYPE_AXFR)), Route::Transfer);
+        assert_eq!(route(&question(TYPE_IXFR)), Route::Transfer);
+        assert_eq!(route(&question(1)), Route::Answer);
+        let cut = question(TYPE_AXFR);
+        assert_eq!(route(&cut[..cut.len() - 3]), Route::Answer);
+        let mut no_questions = question(TYPE_AXFR);
+        no_questions[5] = 0;
+        assert_eq!(route(&no_questions), Route::Answer);
     }
 }

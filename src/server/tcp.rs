@@ -23,7 +23,6 @@ use tracing::{debug, warn};
 use super::answerer::Answerer;
 use super::connections::{ConnectionTable, Phase};
 use super::framing::{Framer, frame};
-use crate::dns::Transport;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TcpLimits {
@@ -120,20 +119,24 @@ async fn serve_connection(
             };
             message_deadline = None;
             connection.set_phase(Phase::Writing);
-            // An UPDATE awaits the writer here, on this connection's task only.
-            let Some(reply) = answerer.answer(message, Transport::Tcp, peer).await else {
+            // An UPDATE awaits the writer here, on this connection's task only. A zone transfer
+            // is several messages, each written within the deadline.
+            let replies = answerer.answer_tcp(message, peer).await;
+            if replies.is_empty() {
                 // Not a query (a response, or too short for a header): the stream is not DNS.
                 return;
-            };
-            let Some(framed) = frame(&reply) else {
-                return;
-            };
-            if !matches!(
-                timeout(limits.io_timeout, stream.write_all(&framed)).await,
-                Ok(Ok(()))
-            ) {
-                debug!("tcp client did not take its answer in time; closing");
-                return;
+            }
+            for reply in replies {
+                let Some(framed) = frame(&reply) else {
+                    return;
+                };
+                if !matches!(
+                    timeout(limits.io_timeout, stream.write_all(&framed)).await,
+                    Ok(Ok(()))
+                ) {
+                    debug!("tcp client did not take its answer in time; closing");
+                    return;
+                }
             }
         }
 

@@ -12,7 +12,8 @@
 //!
 //! What the stand-in does not do: write verbs, set-based label selectors, paging (`limit` and
 //! `continue` are accepted and ignored: the whole list is one page), Table output (kubectl
-//! falls back to plain JSON), and waiting for a resourceVersion newer than the current one.
+//! falls back to plain JSON and prints NAME and AGE), and a list's wait for a resourceVersion
+//! newer than the current one (it is served the current state; a watch does wait).
 
 pub mod client;
 mod pki;
@@ -71,6 +72,7 @@ struct Shared {
     /// Bumped by `cut_watches`: every open watch ends abruptly.
     cuts: tokio::sync::watch::Sender<u64>,
     requests: Mutex<Vec<Request>>,
+    requests_changed: Condvar,
     watchers: Mutex<usize>,
     watchers_changed: Condvar,
     bookmark_interval: Mutex<Duration>,
@@ -92,6 +94,7 @@ impl KubeCluster {
                 changed: tokio::sync::watch::Sender::new(resource_version),
                 cuts: tokio::sync::watch::Sender::new(0),
                 requests: Mutex::new(Vec::new()),
+                requests_changed: Condvar::new(),
                 watchers: Mutex::new(0),
                 watchers_changed: Condvar::new(),
                 bookmark_interval: Mutex::new(Duration::from_secs(1)),
@@ -122,11 +125,28 @@ impl KubeCluster {
         self.write(|store| store.set_addresses(addresses));
     }
 
+    /// Writes another slice labelled `kubernetes.io/service-name=kubernetes` in `default`, as
+    /// anyone allowed to create EndpointSlices there could: what a client that selects by
+    /// label sees besides the API servers' own (a stray or hostile object). Its addresses
+    /// must be of one family. `set_addresses` leaves it alone.
+    pub fn put_slice(&self, name: &str, addresses: &[IpAddr]) {
+        assert!(
+            addresses.iter().all(|a| a.is_ipv4()) || addresses.iter().all(|a| a.is_ipv6()),
+            "an EndpointSlice holds one address family: {addresses:?}"
+        );
+        self.write(|store| store.put_slice(name, addresses));
+    }
+
+    /// Deletes the slice `name` (a DELETED event), if there is one.
+    pub fn delete_slice(&self, name: &str) {
+        self.write(|store| store.delete_slice(name));
+    }
+
     /// The port the slices announce (default 6443); rewrites them with it.
     pub fn set_port(&self, port: u16) {
         self.write(|store| {
             store.set_port(port);
-            let addresses = current_addresses(store);
+            let addresses = store.addresses();
             store.set_addresses(&addresses);
         });
     }
@@ -136,9 +156,9 @@ impl KubeCluster {
         self.shared.store.lock().expect("store").port()
     }
 
-    /// The addresses the slices now hold.
+    /// The addresses the API servers' own slices now hold.
     pub fn addresses(&self) -> Vec<IpAddr> {
-        current_addresses(&self.shared.store.lock().expect("store"))
+        self.shared.store.lock().expect("store").addresses()
     }
 
     /// Compacts the history: a watch from any resourceVersion handed out so far (and a list
@@ -165,7 +185,21 @@ impl KubeCluster {
     /// A kubeconfig (YAML) for `server_url` (`https://host:port`) with the CA as
     /// `certificate-authority-data`, and the bearer token or the client certificate and key.
     pub fn kubeconfig(&self, server_url: &str, auth: Auth) -> String {
-        self.shared.pki.kubeconfig(server_url, auth)
+        self.shared.pki.kubeconfig(server_url, None, auth)
+    }
+
+    /// Like [`KubeCluster::kubeconfig`], with `tls-server-name`: clients connect to the
+    /// URL's host and check the certificate for this name (the server name the cluster was
+    /// made with, or an address one of its servers serves on).
+    pub fn kubeconfig_with_tls_server_name(
+        &self,
+        server_url: &str,
+        tls_server_name: &str,
+        auth: Auth,
+    ) -> String {
+        self.shared
+            .pki
+            .kubeconfig(server_url, Some(tls_server_name), auth)
     }
 
     pub fn ca_pem(&self) -> String {
@@ -192,6 +226,28 @@ impl KubeCluster {
     /// Every request so far, in the order they arrived.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.requests.lock().expect("requests").clone()
+    }
+
+    /// The first request from the `since`-th on (`requests().len()` taken before an action)
+    /// that `matches`, waiting up to `timeout` for it; wakes on each request.
+    pub fn wait_for_request(
+        &self,
+        since: usize,
+        timeout: Duration,
+        mut matches: impl FnMut(&Request) -> bool,
+    ) -> Option<Request> {
+        let requests = self.shared.requests.lock().expect("requests");
+        let found = |requests: &Vec<Request>, matches: &mut dyn FnMut(&Request) -> bool| {
+            requests.iter().skip(since).find(|r| matches(r)).cloned()
+        };
+        let (requests, _) = self
+            .shared
+            .requests_changed
+            .wait_timeout_while(requests, timeout, |requests| {
+                found(requests, &mut matches).is_none()
+            })
+            .expect("requests");
+        found(&requests, &mut matches)
     }
 
     /// Watch streams open now.
@@ -221,19 +277,11 @@ impl KubeCluster {
     }
 }
 
-fn current_addresses(store: &store::Store) -> Vec<IpAddr> {
-    store
-        .slices()
-        .iter()
-        .flat_map(|slice| slice["endpoints"].as_array().cloned().unwrap_or_default())
-        .filter_map(|endpoint| endpoint["addresses"][0].as_str()?.parse().ok())
-        .collect()
-}
-
 /// One stand-in API server. [`ApiServer::stop`] (or dropping it) closes its listener and every
 /// open connection, as a killed process would.
 pub struct ApiServer {
     address: SocketAddr,
+    frozen: tokio::sync::watch::Sender<bool>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -245,6 +293,13 @@ impl ApiServer {
     /// `https://address` (IPv6 in brackets).
     pub fn url(&self) -> String {
         format!("https://{}", self.address)
+    }
+
+    /// Freezes (or thaws) the server, as a stopped process or a hung host: while frozen it
+    /// accepts, reads and writes nothing on any connection (watch streams included, so
+    /// bookmarks stop), and the connections stay open. Thawed, it goes on where it was.
+    pub fn freeze(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
     }
 
     /// Stops the server: when this returns, the listener and every connection are closed.

@@ -23,6 +23,8 @@ pub mod kube_api;
 #[cfg(feature = "servers")]
 pub mod netns;
 #[cfg(feature = "servers")]
+pub mod peers;
+#[cfg(feature = "servers")]
 pub mod server;
 #[cfg(feature = "servers")]
 pub mod wait;

@@ -233,17 +233,15 @@ fn frozen_server_is_caught_between_requests() {
 fn requests_share_one_held_connection() {
     let (_a, b, _cluster) = pair(77, "interval = \"200ms\"\ntimeout = \"150ms\"\n");
     let (accepted, requests) = (b.accepted(), b.requests("/readyz"));
-    // Ten requests within 3 s, watched for rather than slept through.
+    // Ten requests, watched for rather than slept through; what is checked is how many
+    // connections carried them, not how fast they came (a loaded machine slows the probes).
     let took = wait_until(Duration::from_secs(10), || {
         b.requests("/readyz") - requests >= 10
     });
     let accepted = b.accepted() - accepted;
     let requests = b.requests("/readyz") - requests;
     eprintln!("in {took:?}: {accepted} new connections, {requests} requests");
-    assert!(
-        took.is_some_and(|took| took <= Duration::from_secs(3)),
-        "{requests} requests in {took:?}"
-    );
+    assert!(took.is_some(), "{requests} requests in 10 s");
     assert!(accepted <= 2, "{accepted} new connections");
     assert!(b.open_connections() <= 2, "{}", b.open_connections());
 }
@@ -256,16 +254,14 @@ fn hold_false_keeps_the_periodic_probe() {
     );
     let server = &cluster.server;
     let (accepted, requests) = (b.accepted(), b.requests("/readyz"));
-    // Five requests within 2 s, watched for rather than slept through.
+    // Five requests, watched for rather than slept through; what is checked is that each came
+    // on its own connection, not how fast they came.
     let took = wait_until(Duration::from_secs(10), || {
         b.requests("/readyz") - requests >= 5
     });
     let accepted = b.accepted() - accepted;
     let requests = b.requests("/readyz") - requests;
-    assert!(
-        took.is_some_and(|took| took <= Duration::from_secs(2)),
-        "{requests} requests in {took:?}"
-    );
+    assert!(took.is_some(), "{requests} requests in 10 s");
     // One connection per request (the counts are read a moment apart).
     assert!(
         accepted.abs_diff(requests) <= 1,
@@ -304,14 +300,11 @@ fn http1_only_server_is_held_with_keep_alive() {
     );
     let server = &cluster.server;
     assert_eq!(a_sorted(server.addr(), API), sorted(vec![a.ip(), b.ip()]));
-    // Five requests within 2 s, watched for rather than slept through.
+    // Five requests, watched for rather than slept through; what is checked is that they
+    // share a kept-alive connection, not how fast they came.
     let took = wait_until(Duration::from_secs(10), || b.seen().len() >= 5);
     let seen = b.seen();
-    assert!(
-        took.is_some_and(|took| took <= Duration::from_secs(2)),
-        "{} requests in {took:?}",
-        seen.len()
-    );
+    assert!(took.is_some(), "{} requests in 10 s", seen.len());
     assert!(
         seen[0].head.starts_with("GET /readyz HTTP/1.1\r\n"),
         "{:?}",

@@ -320,16 +320,19 @@ fn probe_command_prints_the_reasons() {
             untrusted.member(),
             refused_member,
         ],
-        "kind = \"https\", ca_file = \"ca.crt\", timeout = \"300ms\"",
+        // Long enough that the ready member answers in time on a loaded machine (a 300 ms
+        // timeout once took it down under CI's load); only the hung member waits it out.
+        "kind = \"https\", ca_file = \"ca.crt\", interval = \"3s\", timeout = \"2s\"",
         "",
         &[("ca.crt", &ca.pem())],
     );
     let output = run("probe", &config);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
     for reason in [
         "HTTP status 500 (expected 200)",
-        "timeout after 300ms waiting for the HTTP response",
+        "timeout after 2000ms waiting for the HTTP response",
         "certificate not trusted: it is not signed by the CA in ",
         "connection refused",
         "1 of 5 members up",

@@ -268,6 +268,7 @@ fn a_watch_from_before_expired_history_gets_410_in_its_stream() {
     let (cluster, server) = cluster();
     let client = client(&cluster, &server);
     let old = list_resource_version(&client);
+    let since = cluster.requests().len();
     cluster.expire_history();
     let mut watch = client
         .watch(&format!("{SLICES}?watch=1&resourceVersion={old}"))
@@ -283,6 +284,11 @@ fn a_watch_from_before_expired_history_gets_410_in_its_stream() {
     assert_eq!(event["object"]["code"], 410);
     assert_eq!(event["object"]["reason"], "Expired");
     assert!(watch.next_event().expect("a clean end").is_none());
+    let request = cluster
+        .wait_for_request(since, LIMIT, |request| request.verb == Verb::Watch)
+        .expect("the watch is recorded");
+    assert_eq!(request.resource_version.as_deref(), Some(old.as_str()));
+    assert_eq!((request.status, request.auth), (200, Some(Auth::Token)));
 
     // A fresh list's resourceVersion can be watched from again.
     let fresh = list_resource_version(&client);
@@ -441,4 +447,139 @@ fn no_addresses_leave_the_slice_with_no_endpoints() {
     assert_eq!(status, 200, "{body}");
     let (status, _) = client.get(&format!("{SLICES}/other")).expect("answered");
     assert_eq!(status, 404);
+}
+
+#[test]
+fn a_watch_from_a_resource_version_not_reached_waits_then_reports_it_too_large() {
+    let (cluster, server) = cluster();
+    let client = client(&cluster, &server);
+    let ahead = cluster.resource_version() + 1;
+    let mut watch = client
+        .watch(&format!("{SLICES}?watch=1&resourceVersion={ahead}"))
+        .expect("watch");
+    // Reached by a write while it waits: the watch starts from it, and sees the next change.
+    assert!(cluster.wait_for_watchers(1, LIMIT));
+    cluster.set_addresses(&[ip("10.0.0.9")]);
+    cluster.set_addresses(&[ip("10.0.0.8")]);
+    let event = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(event["type"], "MODIFIED", "{event}");
+    assert_eq!(event["object"]["endpoints"][0]["addresses"][0], "10.0.0.8");
+
+    let far = cluster.resource_version() + 100;
+    let mut watch = client
+        .watch(&format!("{SLICES}?watch=1&resourceVersion={far}"))
+        .expect("watch");
+    let event = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(event["type"], "ERROR", "{event}");
+    assert_eq!(event["object"]["code"], 504);
+    assert_eq!(
+        event["object"]["details"]["causes"][0]["reason"],
+        "ResourceVersionTooLarge"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(apidns_has_kubectl),
+    ignore = "needs kubectl: apt-get install kubectl, then cargo test --test it kube_api::"
+)]
+fn kubectl_checks_the_certificate_for_the_tls_server_name() {
+    let (cluster, server) = cluster();
+    let dir = TempDir::new("kubectl");
+    // `localhost` is not in the certificate; the server name is.
+    let url = format!("https://localhost:{}", server.addr().port());
+    let named = cluster.kubeconfig_with_tls_server_name(&url, SERVER_NAME, Auth::Token);
+    let named = dir.write("named.kubeconfig", &named);
+    let output = kubectl(
+        &dir,
+        &named,
+        &["get", "endpointslices", "-n", "default", "-o", "name"],
+    )
+    .output()
+    .expect("run kubectl");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.trim(), "endpointslice.discovery.k8s.io/kubernetes");
+
+    let unnamed = dir.write("unnamed.kubeconfig", &cluster.kubeconfig(&url, Auth::Token));
+    let output = kubectl(&dir, &unnamed, &["get", "endpointslices", "-n", "default"])
+        .output()
+        .expect("run kubectl");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("certificate"), "kubectl said: {stderr}");
+}
+
+#[test]
+#[cfg_attr(
+    not(apidns_has_ipv6_loopback),
+    ignore = "this machine has no IPv6 loopback (::1): enable IPv6 on lo to run it"
+)]
+fn a_server_on_ipv6_loopback_is_verified_by_its_address() {
+    let cluster = KubeCluster::new(SERVER_NAME);
+    let server = cluster.serve("[::1]:0".parse().expect("an address"));
+    assert_eq!(
+        server.url(),
+        format!("https://[::1]:{}", server.addr().port())
+    );
+    let by_address = Client::new(&cluster, server.addr(), "::1", Some(Auth::Token));
+    let (status, body) = by_address.get(SLICES).expect("answered");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn another_slice_with_the_label_is_listed_and_watched_besides_the_servers_own() {
+    let (cluster, server) = cluster();
+    let client = client(&cluster, &server);
+    let before = list_resource_version(&client);
+    let mut watch = client
+        .watch(&format!(
+            "{SLICES}?watch=1&resourceVersion={before}&labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes"
+        ))
+        .expect("watch");
+    cluster.put_slice("kubernetes-stray", &[ip("192.0.2.66")]);
+    cluster.delete_slice("kubernetes-stray");
+    for kind in ["ADDED", "DELETED"] {
+        let event = watch.next_event().expect("an event").expect("not the end");
+        assert_eq!(event["type"], kind, "{event}");
+        assert_eq!(event["object"]["metadata"]["name"], "kubernetes-stray");
+        assert_eq!(
+            event["object"]["endpoints"][0]["addresses"][0],
+            "192.0.2.66"
+        );
+    }
+    assert_eq!(cluster.addresses(), [ip("10.0.0.1"), ip("10.0.0.2")]);
+}
+
+#[test]
+fn a_frozen_server_answers_nothing_until_thawed() {
+    let (cluster, server) = cluster();
+    let client = client(&cluster, &server);
+    let mut watch = client
+        .watch(&format!("{SLICES}?watch=1&allowWatchBookmarks=true"))
+        .expect("watch");
+    let added = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(added["type"], "ADDED");
+    server.freeze(true);
+    let since = cluster.requests().len();
+    let (answered, answer) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = answered.send(client.get(SLICES).map(|(status, _)| status));
+    });
+    // A bounded look for something that must not happen: a frozen server records no request.
+    assert!(
+        cluster
+            .wait_for_request(since, Duration::from_millis(300), |_| true)
+            .is_none()
+    );
+    server.freeze(false);
+    let status = answer.recv_timeout(LIMIT).expect("answered once thawed");
+    assert_eq!(status.expect("a response"), 200);
+    // The watch goes on, with its bookmarks.
+    let bookmark = watch.next_event().expect("an event").expect("not the end");
+    assert_eq!(bookmark["type"], "BOOKMARK", "{bookmark}");
 }

@@ -22,6 +22,7 @@ mod properties;
 mod rrl;
 mod srv;
 mod tcp_abuse;
+mod transfer;
 mod update;
 mod wildcards;
 mod zone_files;

@@ -378,7 +378,8 @@ mod size_limit_at_the_edge {
             .ok()
             .and_then(|message| message.edns.map(|edns| edns.max_payload()));
         match route(query) {
-            Route::Answer => respond(snapshot(), query, transport, MAX_UDP)
+            // Over UDP a transfer request is answered as a query; over TCP `transfer::` tests it.
+            Route::Answer | Route::Transfer => respond(snapshot(), query, transport, MAX_UDP)
                 .map(|reply| vec![(reply.bytes, reply.rcode)])
                 .unwrap_or_default(),
             Route::Update => {

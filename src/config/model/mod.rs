@@ -108,6 +108,16 @@ pub struct UpdatePolicy {
     pub keys: Vec<Name>,
 }
 
+/// A zone's `transfer` table: which TSIG keys may transfer the zone (AXFR, IXFR), and which
+/// secondaries get a NOTIFY when its serial changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferPolicy {
+    /// Names of the TSIG keys that may transfer the zone; NOTIFY is signed with the first.
+    pub keys: Vec<Name>,
+    /// Where NOTIFY messages go (UDP).
+    pub notify: Vec<std::net::SocketAddr>,
+}
+
 /// Response rate limiting (RRL, as in BIND and Knot): limits identical UDP responses to one
 /// client network, so that spoofed queries cannot turn apidns into a traffic amplifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +158,8 @@ pub struct ZoneConfig {
     pub pools: Vec<PoolConfig>,
     /// Dynamic updates; `None`: the zone refuses them.
     pub update: Option<UpdatePolicy>,
+    /// Zone transfers and NOTIFY; `None`: transfers are refused and nobody is notified.
+    pub transfer: Option<TransferPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,8 @@
 //! - `pools.rs`: pools, and the names they add to the zone;
 //! - `members.rs`: one pool member, and the names of members without one;
 //! - `discover.rs`: a pool's cluster discovery, and the kubeconfig it names;
-//! - `update_policy.rs`: who may send dynamic updates.
+//! - `update_policy.rs`: who may send dynamic updates;
+//! - `transfer.rs`: who may transfer the zone, and whom to notify of changes.
 
 mod discover;
 mod members;
@@ -19,6 +20,7 @@ mod record_data;
 mod records;
 mod records_file;
 mod soa;
+mod transfer;
 mod update_policy;
 
 use std::path::{Path, PathBuf};
@@ -108,6 +110,10 @@ pub(crate) fn parse(
         Some(section) => Some(update_policy::parse_update(&source, section.get_ref())?),
         None => None,
     };
+    let transfer = match &file.transfer {
+        Some(section) => Some(transfer::parse_transfer(&source, section.get_ref())?),
+        None => None,
+    };
     Ok(ZoneConfig {
         file: path.to_path_buf(),
         data_files: records_file.map(|file| file.files).unwrap_or_default(),
@@ -116,6 +122,7 @@ pub(crate) fn parse(
         records,
         pools,
         update,
+        transfer,
     })
 }
 

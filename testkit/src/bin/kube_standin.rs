@@ -149,3 +149,46 @@ fn command(cluster: &KubeCluster, servers: &mut Vec<ApiServer>, line: &str) -> R
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> impl Iterator<Item = String> {
+        text.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn options_need_a_directory_and_an_address() {
+        let options = parse(args(
+            "--dir /tmp/x --name api.test --port 7443 127.0.0.1:6443 127.0.0.2:6443",
+        ))
+        .expect("valid");
+        assert_eq!(options.name, "api.test");
+        assert_eq!(options.slice_port, Some(7443));
+        assert_eq!(options.addresses.len(), 2);
+        assert!(parse(args("127.0.0.1:6443")).is_err());
+        assert!(parse(args("--dir /tmp/x")).is_err());
+        assert!(parse(args("--dir /tmp/x nonsense")).is_err());
+    }
+
+    #[test]
+    fn commands_change_the_cluster() {
+        let cluster = KubeCluster::new("api.test");
+        let mut servers = vec![cluster.serve("127.0.0.1:0".parse().expect("an address"))];
+        command(&cluster, &mut servers, "set 10.0.0.1 fd00::1").expect("set");
+        assert_eq!(cluster.addresses().len(), 2);
+        let before = cluster.resource_version();
+        command(&cluster, &mut servers, "expire").expect("expire");
+        assert!(cluster.resource_version() > before);
+        command(&cluster, &mut servers, "cut").expect("cut");
+        assert!(command(&cluster, &mut servers, "set nonsense").is_err());
+        assert!(command(&cluster, &mut servers, "dance").is_err());
+        let address = servers[0].addr().to_string();
+        command(&cluster, &mut servers, &format!("stop {address}")).expect("stop");
+        assert!(servers.is_empty());
+    }
+}

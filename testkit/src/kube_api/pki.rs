@@ -107,9 +107,15 @@ impl Pki {
         TlsAcceptor::from(Arc::new(config))
     }
 
-    /// A kubeconfig for `server_url` (`https://host:port`) with the CA and the credentials of
-    /// `auth`, its context's namespace `default`.
-    pub fn kubeconfig(&self, server_url: &str, auth: Auth) -> String {
+    /// A kubeconfig for `server_url` (`https://host:port`; with `tls_server_name`, the name
+    /// the certificate is checked for) with the CA and the credentials of `auth`, its
+    /// context's namespace `default`.
+    pub fn kubeconfig(
+        &self,
+        server_url: &str,
+        tls_server_name: Option<&str>,
+        auth: Auth,
+    ) -> String {
         let user = match auth {
             Auth::Token => format!("    token: {}\n", self.token),
             Auth::ClientCert => format!(
@@ -118,8 +124,11 @@ impl Pki {
                 base64(self.client_key.as_bytes())
             ),
         };
+        let tls_server_name = tls_server_name
+            .map(|name| format!("    tls-server-name: {name}\n"))
+            .unwrap_or_default();
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {ca}\nusers:\n- name: {CLIENT_NAME}\n  user:\n{user}contexts:\n- name: standin\n  context:\n    cluster: standin\n    namespace: default\n    user: {CLIENT_NAME}\ncurrent-context: standin\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {server_url}\n{tls_server_name}    certificate-authority-data: {ca}\nusers:\n- name: {CLIENT_NAME}\n  user:\n{user}contexts:\n- name: standin\n  context:\n    cluster: standin\n    namespace: default\n    user: {CLIENT_NAME}\ncurrent-context: standin\n",
             ca = base64(self.ca.pem().as_bytes()),
         )
     }

@@ -52,6 +52,7 @@ pub(super) async fn answer(
         status: response.status().as_u16(),
         http2: connection.http2,
     });
+    shared.requests_changed.notify_all();
     Ok(response)
 }
 

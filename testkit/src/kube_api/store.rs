@@ -12,6 +12,10 @@ pub const GROUP_VERSION: &str = "discovery.k8s.io/v1";
 pub const KIND: &str = "EndpointSlice";
 pub const SERVICE_LABEL: &str = "kubernetes.io/service-name";
 
+/// The slices kube-apiserver's reconciler writes: the primary family's, and the other one's
+/// in a dual-stack cluster.
+const MANAGED: [&str; 2] = ["kubernetes", "kubernetes-ipv6"];
+
 /// One change, as a watch reports it.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -76,69 +80,82 @@ impl Store {
     pub fn set_addresses(&mut self, addresses: &[IpAddr]) {
         let v4: Vec<IpAddr> = addresses.iter().filter(|a| a.is_ipv4()).copied().collect();
         let v6: Vec<IpAddr> = addresses.iter().filter(|a| a.is_ipv6()).copied().collect();
-        let mut wanted: BTreeMap<String, (&str, Vec<IpAddr>)> = BTreeMap::new();
-        match (v4.is_empty(), v6.is_empty()) {
-            (_, true) => {
-                wanted.insert("kubernetes".into(), ("IPv4", v4));
-            }
-            (true, false) => {
-                wanted.insert("kubernetes".into(), ("IPv6", v6));
-            }
-            (false, false) => {
-                wanted.insert("kubernetes".into(), ("IPv4", v4));
-                wanted.insert("kubernetes-ipv6".into(), ("IPv6", v6));
+        let wanted: Vec<(&str, Vec<IpAddr>)> = match (v4.is_empty(), v6.is_empty()) {
+            (_, true) => vec![(MANAGED[0], v4)],
+            (true, false) => vec![(MANAGED[0], v6)],
+            (false, false) => vec![(MANAGED[0], v4), (MANAGED[1], v6)],
+        };
+        for (name, addresses) in &wanted {
+            self.put_slice(name, addresses);
+        }
+        for name in MANAGED {
+            if wanted.iter().all(|(wanted, _)| *wanted != name) {
+                self.delete_slice(name);
             }
         }
-        for (name, (family, addresses)) in wanted.iter() {
-            let endpoints: Vec<Value> = addresses
-                .iter()
-                .map(|address| {
-                    json!({
-                        "addresses": [address.to_string()],
-                        "conditions": {"ready": true, "serving": true, "terminating": false},
-                    })
+    }
+
+    /// The addresses of the slices `set_addresses` manages.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        MANAGED
+            .iter()
+            .filter_map(|name| self.slices.get(*name))
+            .flat_map(|slice| slice["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter_map(|endpoint| endpoint["addresses"][0].as_str()?.parse().ok())
+            .collect()
+    }
+
+    /// Creates or rewrites the slice `name`, labelled for the `kubernetes` service, with
+    /// `addresses` (one family: that of the first; IPv4 when there are none). Unchanged: not
+    /// written.
+    pub fn put_slice(&mut self, name: &str, addresses: &[IpAddr]) {
+        let family = match addresses.first() {
+            Some(IpAddr::V6(_)) => "IPv6",
+            _ => "IPv4",
+        };
+        let endpoints: Vec<Value> = addresses
+            .iter()
+            .map(|address| {
+                json!({
+                    "addresses": [address.to_string()],
+                    "conditions": {"ready": true, "serving": true, "terminating": false},
                 })
-                .collect();
-            let ports = json!([{"name": "https", "port": self.port, "protocol": "TCP"}]);
-            let existing = self.slices.get(name);
-            let unchanged = existing.is_some_and(|slice| {
-                slice["addressType"] == *family
-                    && slice["endpoints"] == Value::Array(endpoints.clone())
-                    && slice["ports"] == ports
-            });
-            if unchanged {
-                continue;
-            }
-            self.resource_version += 1;
-            let (kind, slice) = match existing {
-                Some(old) => {
-                    let mut slice = old.clone();
-                    let generation = slice["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
-                    slice["metadata"]["generation"] = json!(generation);
-                    ("MODIFIED", slice)
-                }
-                None => ("ADDED", self.new_slice(name)),
-            };
-            let mut slice = slice;
-            slice["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
-            slice["addressType"] = json!(family);
-            slice["endpoints"] = Value::Array(endpoints);
-            slice["ports"] = ports;
-            self.record(kind, &slice);
-            self.slices.insert(name.clone(), slice);
-        }
-        let gone: Vec<String> = self
-            .slices
-            .keys()
-            .filter(|name| !wanted.contains_key(*name))
-            .cloned()
+            })
             .collect();
-        for name in gone {
-            if let Some(mut slice) = self.slices.remove(&name) {
-                self.resource_version += 1;
-                slice["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
-                self.record("DELETED", &slice);
+        let ports = json!([{"name": "https", "port": self.port, "protocol": "TCP"}]);
+        let existing = self.slices.get(name);
+        let unchanged = existing.is_some_and(|slice| {
+            slice["addressType"] == family
+                && slice["endpoints"] == Value::Array(endpoints.clone())
+                && slice["ports"] == ports
+        });
+        if unchanged {
+            return;
+        }
+        self.resource_version += 1;
+        let (kind, mut slice) = match existing {
+            Some(old) => {
+                let mut slice = old.clone();
+                let generation = slice["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
+                slice["metadata"]["generation"] = json!(generation);
+                ("MODIFIED", slice)
             }
+            None => ("ADDED", self.new_slice(name)),
+        };
+        slice["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
+        slice["addressType"] = json!(family);
+        slice["endpoints"] = Value::Array(endpoints);
+        slice["ports"] = ports;
+        self.record(kind, &slice);
+        self.slices.insert(name.to_string(), slice);
+    }
+
+    /// Deletes the slice `name`, if there is one.
+    pub fn delete_slice(&mut self, name: &str) {
+        if let Some(mut slice) = self.slices.remove(name) {
+            self.resource_version += 1;
+            slice["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
+            self.record("DELETED", &slice);
         }
     }
 
@@ -320,6 +337,7 @@ mod tests {
         assert_eq!(store.resource_version(), start + 1);
         let events = store.events_after(start).unwrap();
         assert_eq!(events.len(), 1);
+        assert_eq!(store.addresses(), [address]);
         assert_eq!(events[0].kind, "MODIFIED");
     }
 
@@ -339,6 +357,18 @@ mod tests {
             .map(|e| e.kind)
             .collect();
         assert_eq!(kinds, ["MODIFIED", "ADDED", "DELETED"]);
+    }
+
+    #[test]
+    fn other_slices_are_left_to_their_writer() {
+        let mut store = Store::new();
+        let other: IpAddr = "192.0.2.66".parse().unwrap();
+        store.put_slice("kubernetes-extra", &[other]);
+        store.set_addresses(&["10.0.0.1".parse().unwrap()]);
+        assert_eq!(store.slices().len(), 2);
+        assert_eq!(store.addresses(), ["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        store.delete_slice("kubernetes-extra");
+        assert_eq!(store.slices().len(), 1);
     }
 
     #[test]

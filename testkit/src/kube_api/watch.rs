@@ -7,7 +7,8 @@
 //! changes after N, or a single ERROR event (Status 410 Expired) when N's history is gone;
 //! with `sendInitialEvents=true` (which needs `resourceVersionMatch=NotOlderThan` and
 //! bookmarks), ADDED events for what exists, then a BOOKMARK annotated
-//! `k8s.io/initial-events-end`.
+//! `k8s.io/initial-events-end`; from a resourceVersion the cluster has not reached, a wait of
+//! up to 3 s for it, then an ERROR event (504, cause `ResourceVersionTooLarge`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -78,11 +79,16 @@ pub(super) fn start(
     let changed = shared.changed.subscribe();
     let cuts = shared.cuts.subscribe();
     let mut lines = Vec::new();
-    let sent;
+    let mut sent;
+    let mut wait_for = None;
     {
         let store = shared.store.lock().expect("store");
         sent = store.resource_version();
         match requested {
+            Some(version) if !send_initial && version > sent => {
+                wait_for = Some(version);
+                sent = version;
+            }
             Some(version) if !send_initial => match store.check_start(version) {
                 Err(expired) => {
                     // The watch cache answers 200 and reports the error in the stream.
@@ -111,6 +117,7 @@ pub(super) fn start(
         shared: shared.clone(),
         filter,
         sent,
+        wait_for,
         bookmarks: bookmarks.then(|| *shared.bookmark_interval.lock().expect("interval")),
         deadline: timeout.map(|timeout| Instant::now() + timeout),
         sender,
@@ -128,6 +135,8 @@ struct Watch {
     filter: Filter,
     /// Every change up to this resourceVersion has been sent.
     sent: u64,
+    /// A resourceVersion newer than the store's, which the watch waits for before it starts.
+    wait_for: Option<u64>,
     bookmarks: Option<Duration>,
     deadline: Option<Instant>,
     sender: mpsc::Sender<Line>,
@@ -142,6 +151,22 @@ impl Watch {
     ) {
         if !self.send(first).await {
             return;
+        }
+        if let Some(wanted) = self.wait_for {
+            let reached = tokio::time::timeout(
+                TOO_LARGE_WAIT,
+                changed.wait_for(|current| *current >= wanted),
+            )
+            .await
+            .is_ok_and(|reached| reached.is_ok());
+            if !reached {
+                let current = *changed.borrow();
+                let _ = self.send(vec![too_large(wanted, current)]).await;
+                return;
+            }
+            if !self.catch_up(false).await {
+                return;
+            }
         }
         let mut bookmark = self.bookmarks.map(|every| {
             let mut interval = tokio::time::interval_at(Instant::now() + every, every);
@@ -223,6 +248,27 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
+}
+
+/// How long kube-apiserver's watch cache waits for a resourceVersion it has not seen yet (a
+/// client that watched another API server, further ahead) before it gives up.
+const TOO_LARGE_WAIT: Duration = Duration::from_secs(3);
+
+/// The ERROR event for a resourceVersion the store never reached: 504 with the
+/// `ResourceVersionTooLarge` cause that client-go answers with a fresh list. (A client that
+/// carries a resourceVersion from another `KubeCluster` gets this, rather than silently
+/// missing every change up to its number.)
+fn too_large(wanted: u64, current: u64) -> Bytes {
+    let mut status = status_object(
+        504,
+        "Timeout",
+        &format!("Too large resource version: {wanted}, current: {current}"),
+    );
+    status["details"] = json!({
+        "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+        "retryAfterSeconds": 1,
+    });
+    event_line("ERROR", &status)
 }
 
 fn event_line(kind: &str, object: &Value) -> Bytes {

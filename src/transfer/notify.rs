@@ -1,0 +1,236 @@
+//! NOTIFY (RFC 1996): whenever a zone's serial changes (an update, a reload that changes its
+//! data) and once at startup, each address in its `transfer.notify` is told over UDP, signed
+//! with the zone's first transfer key, so that secondaries transfer the zone at once rather
+//! than at their next SOA refresh.
+//!
+//! Each message is retried with a doubling wait until the secondary acknowledges it (a
+//! response with the same ID, correctly signed), at most [`ATTEMPTS`] times. A newer serial
+//! replaces a NOTIFY still being retried for the same zone and address.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, Record, RecordType, TSigner};
+use prometheus_client::metrics::counter::Counter;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::history::History;
+use crate::config::TsigKey;
+use crate::dns::tsig::{FUDGE, now};
+use crate::zone::Snapshot;
+
+/// Sends of one NOTIFY before giving up: with the first wait of [`FIRST_WAIT`] doubling each
+/// time, about a minute in all (BIND retries 5 times, Knot 5 times too by default).
+const ATTEMPTS: u32 = 6;
+/// The wait for an acknowledgement after the first send; a secondary on the same network
+/// answers within milliseconds.
+const FIRST_WAIT: Duration = Duration::from_secs(1);
+/// The largest acknowledgement read: the echo of our question and SOA, and a TSIG record.
+const MAX_ACK: usize = 4096;
+
+/// Where NOTIFY outcomes are counted (handles into `apidns_notifies{result}`).
+#[derive(Clone, Debug, Default)]
+pub struct NotifyCounters {
+    /// Acknowledged by the secondary.
+    pub acknowledged: Counter,
+    /// Sent again after no (valid) acknowledgement in time.
+    pub retried: Counter,
+    /// Given up after every attempt, or not sent at all (no key, no socket).
+    pub failed: Counter,
+}
+
+/// The task that watches serials: records each new one in the [`History`] and sends NOTIFY
+/// messages for it.
+pub struct Notifier {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Where each new serial is recorded before it is notified, for IXFR.
+    history: Arc<History>,
+    /// The TSIG keys in force.
+    keys: Box<dyn Fn() -> Arc<Vec<TsigKey>> + Send + Sync>,
+    counters: NotifyCounters,
+    /// The serial last notified, per zone.
+    notified: HashMap<Name, u32>,
+    /// The NOTIFY being sent, per zone and address.
+    sending: HashMap<(Name, SocketAddr), AbortHandle>,
+    tasks: JoinSet<()>,
+}
+
+impl Notifier {
+    pub fn new(
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        history: Arc<History>,
+        keys: impl Fn() -> Arc<Vec<TsigKey>> + Send + Sync + 'static,
+        counters: NotifyCounters,
+    ) -> Self {
+        Self {
+            snapshot,
+            history,
+            keys: Box::new(keys),
+            counters,
+            notified: HashMap::new(),
+            sending: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Notifies at startup, then after every change that `changes` announces (a new snapshot
+    /// or a health change: only a changed serial sends anything), until `shutdown`.
+    pub async fn run(mut self, mut changes: watch::Receiver<u64>, shutdown: CancellationToken) {
+        loop {
+            self.notify_changed_zones();
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Starts a NOTIFY to every listed address of every zone whose serial is not the one last
+    /// notified.
+    fn notify_changed_zones(&mut self) {
+        let snapshot = self.snapshot.load_full();
+        // Recorded first, so that the IXFR a NOTIFY brings finds the new version.
+        self.history.record(&snapshot);
+        for zone in snapshot.zones() {
+            let Some(policy) = &zone.config.transfer else {
+                continue;
+            };
+            let origin = zone.config.origin.clone();
+            let serial = zone.config.soa.serial;
+            if policy.notify.is_empty() || self.notified.get(&origin) == Some(&serial) {
+                continue;
+            }
+            self.notified.insert(origin.clone(), serial);
+            let keys = (self.keys)();
+            let key = policy
+                .keys
+                .first()
+                .and_then(|name| keys.iter().find(|key| &key.name == name));
+            let Some(key) = key else {
+                warn!(zone = %origin, "cannot send NOTIFY: the zone's first transfer key is not defined");
+                self.counters.failed.inc();
+                continue;
+            };
+            for &target in &policy.notify {
+                if let Some(previous) = self.sending.remove(&(origin.clone(), target)) {
+                    previous.abort();
+                }
+                let send = notify(
+                    origin.clone(),
+                    zone.soa.clone(),
+                    key.clone(),
+                    target,
+                    self.counters.clone(),
+                );
+                let handle = self.tasks.spawn(send);
+                self.sending.insert((origin.clone(), target), handle);
+            }
+        }
+    }
+}
+
+/// Sends one NOTIFY for `origin` (whose SOA is `soa`) to `target` until it is acknowledged.
+async fn notify(
+    origin: Name,
+    soa: Record,
+    key: TsigKey,
+    target: SocketAddr,
+    counters: NotifyCounters,
+) {
+    let serial = match &soa.data {
+        hickory_proto::rr::RData::SOA(data) => data.serial,
+        _ => 0,
+    };
+    let local: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let socket = match UdpSocket::bind(local).await {
+        Ok(socket) => socket,
+        Err(error) => {
+            warn!(zone = %origin, %target, %error, "cannot send NOTIFY: no UDP socket");
+            counters.failed.inc();
+            return;
+        }
+    };
+    let Ok(signer) = TSigner::new(key.secret, key.algorithm, key.name, FUDGE) else {
+        warn!(zone = %origin, %target, "cannot send NOTIFY: the key cannot sign");
+        counters.failed.inc();
+        return;
+    };
+    let mut wait = FIRST_WAIT;
+    for attempt in 1..=ATTEMPTS {
+        if attempt > 1 {
+            counters.retried.inc();
+        }
+        let id: u16 = rand::random();
+        let mut message = Message::new(id, MessageType::Query, OpCode::Notify);
+        message.metadata.authoritative = true;
+        message.queries = vec![Query::query(origin.clone(), RecordType::SOA)];
+        message.answers = vec![soa.clone()];
+        let Ok((signature, verifier)) = signer.sign_message(&message, now()) else {
+            warn!(zone = %origin, %target, "cannot send NOTIFY: signing failed");
+            counters.failed.inc();
+            return;
+        };
+        message.set_signature(signature);
+        let Ok(bytes) = message.to_vec() else {
+            counters.failed.inc();
+            return;
+        };
+        if let Err(error) = socket.send_to(&bytes, target).await {
+            debug!(zone = %origin, %target, %error, attempt, "NOTIFY not sent");
+        } else if let Ok(Some(code)) =
+            tokio::time::timeout(wait, acknowledgement(&socket, target, id, verifier)).await
+        {
+            counters.acknowledged.inc();
+            info!(zone = %origin, %target, serial, attempt, rcode = %code, "NOTIFY acknowledged");
+            return;
+        }
+        debug!(zone = %origin, %target, serial, attempt, "NOTIFY not acknowledged in time");
+        wait *= 2;
+    }
+    counters.failed.inc();
+    warn!(zone = %origin, %target, serial, attempts = ATTEMPTS, "NOTIFY never acknowledged; the secondary will see the change at its next SOA refresh");
+}
+
+/// Waits for the response to NOTIFY `id` from `target`, correctly signed; its response code.
+/// Anything else that arrives on the socket is ignored.
+async fn acknowledgement(
+    socket: &UdpSocket,
+    target: SocketAddr,
+    id: u16,
+    verifier: Option<hickory_proto::rr::TSigVerifier>,
+) -> Option<ResponseCode> {
+    let mut verifier = verifier?;
+    let mut buffer = vec![0u8; MAX_ACK];
+    loop {
+        let (length, from) = socket.recv_from(&mut buffer).await.ok()?;
+        let reply = buffer.get(..length)?;
+        if from != target || reply.len() < 12 || reply[..2] != id.to_be_bytes() {
+            continue;
+        }
+        match verifier.verify(reply) {
+            Ok(response) => return Some(response.metadata.response_code),
+            Err(error) => {
+                debug!(%target, %error, "NOTIFY response ignored: its signature does not verify");
+            }
+        }
+    }
+}
