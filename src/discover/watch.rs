@@ -34,6 +34,12 @@ const FIRST_PAUSE: Duration = Duration::from_millis(500);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 /// A refused change is proposed again this often, in case the members it needed came up.
 const RETRY_REFUSED: Duration = Duration::from_secs(5);
+/// How often the watch looks at the probes of the member it goes through: a hung member (no
+/// reset, no reply) is seen by its probes long before the watcher's idle timeout.
+const CHECK_MEMBER: Duration = Duration::from_millis(500);
+/// Each watch request asks the server to end it after this long (kube-rs re-watches from the
+/// last resourceVersion); the watcher gives up on a silent stream 5 s after it.
+const WATCH_TIMEOUT_SECONDS: u32 = 60;
 
 /// Why a watch through one member ended.
 enum Ended {
@@ -111,6 +117,24 @@ fn candidates(snapshot: &Snapshot, pool: &Name, after: Option<IpAddr>) -> Vec<Ip
     members.into_iter().map(|(_, address)| address).collect()
 }
 
+/// The probes say `member` is down while another member of the pool is up.
+fn is_down_with_others_up(snapshot: &Snapshot, pool: &Name, member: IpAddr) -> bool {
+    let Some(pool) = snapshot.pools().find(|p| &p.config.name == pool) else {
+        return false;
+    };
+    let health = |address: IpAddr| {
+        pool.members
+            .iter()
+            .find(|m| m.address.ip() == address)
+            .map(|m| m.status.health())
+    };
+    health(member) == Some(Health::Down)
+        && pool
+            .members
+            .iter()
+            .any(|m| m.address.ip() != member && m.status.health() == Health::Up)
+}
+
 /// Watches the slices through `member` until it fails or `stop`.
 async fn watch_through<P: Propose>(
     shared: &Shared<P>,
@@ -134,9 +158,12 @@ async fn watch_through<P: Propose>(
         }
     };
     let api: Api<EndpointSlice> = Api::namespaced(client, "default");
-    let config = watcher::Config::default().labels(LABEL_SELECTOR);
+    let config = watcher::Config::default()
+        .labels(LABEL_SELECTOR)
+        .timeout(WATCH_TIMEOUT_SECONDS);
     let mut stream = std::pin::pin!(watcher::watcher(api, config).default_backoff());
     let mut retry = tokio::time::interval(RETRY_REFUSED);
+    let mut check = tokio::time::interval(CHECK_MEMBER);
     let mut listed = false;
     let mut errors_in_a_row = 0;
     loop {
@@ -145,6 +172,14 @@ async fn watch_through<P: Propose>(
             _ = retry.tick() => {
                 if proposals.refused {
                     propose(shared, pool, settings, proposals).await;
+                }
+                continue;
+            }
+            _ = check.tick() => {
+                if is_down_with_others_up(&shared.snapshot.load(), pool, member) {
+                    warn!(%pool, %through, "the member the watch goes through is down; moving to another");
+                    shared.status.update(pool, |state| state.connected = false);
+                    return Ended::Failed { listed };
                 }
                 continue;
             }
