@@ -170,6 +170,7 @@ fn answerer(
         query_log: Arc::new(QueryLog::new(options.query_log_every)),
         nsid: config.server.nsid.as_deref().map(Arc::from),
         cookies: Arc::new(cookie_secrets(&config.server)),
+        require_server_cookie: config.server.require_server_cookie,
     }
 }
 
