@@ -553,10 +553,11 @@ fn emit_within(
     matches!(response.destructive_emit(&mut encoder), Ok(header) if !header.truncation)
 }
 
-/// `reply` cut down to its header, question and OPT record, with TC=1: what a rate-limited
-/// client gets instead of the answer, so that it retries over TCP (RRL's "slip"). It is never
-/// larger than the reply, nor than the query plus the OPT record. `None` when `reply` is not a
-/// message `respond` made.
+/// `reply` cut down to its header, question and OPT record, with TC=1: the slip of an answer
+/// the limiter cannot remake from its query (an UPDATE's; a query's slip comes from
+/// [`respond_limited`]), so that the client retries over TCP. It is never larger than the
+/// reply, nor than the query plus the OPT record. `None` when `reply` is not a message
+/// `respond` made, or was signed (see below).
 pub fn truncated(reply: &[u8]) -> Option<Vec<u8>> {
     let mut message = Message::from_vec(reply).ok()?;
     message.answers.clear();
