@@ -4,6 +4,7 @@
 
 mod blackhole;
 mod cli;
+mod cookies;
 mod dns;
 mod docs;
 mod edns;
