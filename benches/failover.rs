@@ -24,6 +24,9 @@ const VICTIMS: usize = 3;
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Tcp,
+    /// A TCP stand-in that closes every connection as soon as it accepts it (a load
+    /// balancer's health port): nothing can be held.
+    TcpAcceptAndClose,
     Https,
 }
 
@@ -79,6 +82,22 @@ fn settings() -> Vec<Setting> {
         Setting {
             label: "kill, tcp periodic (hold = false)",
             kind: Kind::Tcp,
+            failure: Failure::Kill,
+            probe: "hold = false\n",
+            interval: second,
+            rest: Duration::ZERO,
+        },
+        Setting {
+            label: "kill, tcp accept-and-close peer, held (defaults)",
+            kind: Kind::TcpAcceptAndClose,
+            failure: Failure::Kill,
+            probe: "",
+            interval: second,
+            rest: held_rest,
+        },
+        Setting {
+            label: "kill, tcp accept-and-close peer, periodic (hold = false)",
+            kind: Kind::TcpAcceptAndClose,
             failure: Failure::Kill,
             probe: "hold = false\n",
             interval: second,
@@ -189,6 +208,7 @@ impl Member {
     fn start(kind: Kind, address: SocketAddr, identity: &Identity) -> Self {
         match kind {
             Kind::Tcp => Member::Tcp(Backend::start_at(address)),
+            Kind::TcpAcceptAndClose => Member::Tcp(Backend::start_accept_and_close_at(address)),
             Kind::Https => {
                 Member::Https(ApiServer::start_at(address, Some(server_tls_h2(identity))))
             }
@@ -265,7 +285,7 @@ fn run(setting: &Setting, index: usize, trials: usize) -> Figures {
     let dir = TempDir::new("failover");
     dir.write("ca.crt", &ca.pem());
     let kind = match setting.kind {
-        Kind::Tcp => "",
+        Kind::Tcp | Kind::TcpAcceptAndClose => "",
         Kind::Https => "kind = \"https\"\nca_file = \"ca.crt\"\n",
     };
     let config = dir.write(

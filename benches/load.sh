@@ -11,6 +11,13 @@
 #   - latency: the same mix at a fixed 20k queries/s with per-query timings: mean and p99.
 # Prints a table, then apidns's ratios to each peer measured in this same run.
 # Needs dnsperf and the peers: `benches/peers.sh install` (as root, Debian).
+#
+# DNS cookies (RFC 7873): the pseudo-servers apidns-edns, apidns-cookie and apidns-server-cookie
+# run the same apidns with every query carrying an OPT record (dnsperf -e), plus a client cookie
+# (-E 10:<8 bytes>), plus a client cookie and the valid server cookie apidns gave it (fetched
+# with dig +cookie first, valid for an hour):
+#
+#   benches/load.sh 10 apidns apidns-edns apidns-cookie apidns-server-cookie
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -82,9 +89,25 @@ port = $bport
 members = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 EOF_ZONE
 
+client_cookie=2464c4abcf10c957
+# dnsperf's extra arguments for a server name: the cookie variants of apidns.
+query_options() {
+  case $1 in
+    apidns-edns) echo "-e" ;;
+    apidns-cookie) echo "-e -E 10:$client_cookie" ;;
+    apidns-server-cookie)
+      local cookie
+      cookie=$(dig +time=1 +tries=1 @127.0.0.1 -p $port "+cookie=$client_cookie" api.k8s.test A |
+        awk '/^; COOKIE:/ {print $3}')
+      [ ${#cookie} -eq 48 ] || { echo "no server cookie from apidns" >&2; exit 1; }
+      echo "-e -E 10:$cookie" ;;
+  esac
+}
+is_apidns() { case $1 in apidns | apidns-*) return 0 ;; *) return 1 ;; esac; }
+
 start_server() {
   local name=$1
-  if [ "$name" = apidns ]; then
+  if is_apidns "$name"; then
     taskset -c 1 "$apidns_bin" serve --config "$work/apidns/apidns.toml" --log-level warn >"$work/apidns.log" 2>&1 &
     echo $! >"$work/apidns.pid"
     for _ in $(seq 50); do dig +short +time=1 +tries=1 @127.0.0.1 -p $port k8s.test SOA >/dev/null 2>&1 && break; sleep 0.1; done
@@ -95,7 +118,7 @@ start_server() {
 }
 stop_server() {
   local name=$1
-  if [ "$name" = apidns ]; then kill "$(cat "$work/apidns.pid")"; rm -f "$work/apidns.pid"; else bash "$peers" stop "$work/peer-$name"; fi
+  if is_apidns "$name"; then kill "$(cat "$work/apidns.pid")"; rm -f "$work/apidns.pid"; else bash "$peers" stop "$work/peer-$name"; fi
   sleep 0.5
 }
 descendants() { # a process and all its descendants (NSD forks its server processes)
@@ -118,14 +141,16 @@ declare -A qps cpu
 for name in "${servers[@]}"; do
   pid=$(start_server "$name" | tail -n 1)
   sleep 1
+  # shellcheck disable=SC2207 # words on purpose: dnsperf's options
+  options=($(query_options "$name"))
   c0=$(cpu_ticks "$pid")
-  out=$(taskset -c 0 dnsperf -s 127.0.0.1 -p $port -d "$work/queries" -l "$seconds" -c 4 -q 500 2>&1)
+  out=$(taskset -c 0 dnsperf -s 127.0.0.1 -p $port -d "$work/queries" -l "$seconds" -c 4 -q 500 "${options[@]}" 2>&1)
   c1=$(cpu_ticks "$pid")
   q=$(awk '/Queries per second/ {print $4}' <<<"$out")
   done_=$(awk '/Queries completed/ {print $3}' <<<"$out")
   lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
   per=$(python3 -c "print(f'{($c1-$c0)/100/($done_/1e6):.2f}')")
-  lat=$(taskset -c 0 dnsperf -s 127.0.0.1 -p $port -d "$work/queries" -l 3 -Q 20000 -v 2>/dev/null |
+  lat=$(taskset -c 0 dnsperf -s 127.0.0.1 -p $port -d "$work/queries" -l 3 -Q 20000 -v "${options[@]}" 2>/dev/null |
     awk '/^> / {print $NF}' | sort -n | awk '{a[NR]=$1; s+=$1} END {if (NR) printf "%.3f %.3f", s/NR*1000, a[int(NR*0.99)]*1000; else print "- -"}')
   printf '%-8s %10.0f %9s %11s %10s %10s %12s\n' "$name" "$q" "$lost" "$per" ${lat} "$done_"
   qps[$name]=$q; cpu[$name]=$per

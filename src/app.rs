@@ -209,6 +209,7 @@ fn answerer(
         nsid: config.server.nsid.as_deref().map(Arc::from),
         cookies: Arc::new(cookie_secrets(&config.server)),
         transfer_history,
+        require_server_cookie: config.server.require_server_cookie,
     }
 }
 

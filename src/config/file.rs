@@ -44,6 +44,7 @@ pub struct ServerSection {
     pub nsid: Option<Spanned<String>>,
     pub cookie_secret: Option<Spanned<String>>,
     pub cookie_secret_previous: Option<Spanned<String>>,
+    pub require_server_cookie: Option<Spanned<bool>>,
 }
 
 /// Response rate limiting: `rrl = { responses_per_second = 20 }` or a `[server.rrl]` table.

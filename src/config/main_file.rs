@@ -83,6 +83,10 @@ fn server_settings(source: &Source<'_>, file: &MainFile) -> Result<ServerSetting
             &server.cookie_secret_previous,
             "server.cookie_secret_previous",
         )?,
+        require_server_cookie: server
+            .require_server_cookie
+            .as_ref()
+            .is_some_and(|value| *value.get_ref()),
     })
 }
 

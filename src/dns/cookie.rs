@@ -3,8 +3,11 @@
 //! every query that carries a client cookie with a fresh server cookie, and tells the listener
 //! when a query returned a valid one (the rate limiter then lets it through, as BIND does).
 //!
-//! apidns never requires cookies, so it never sends BADCOOKIE: RFC 7873 section 5.2.3 lets a
-//! server that does not require them answer a query without a valid server cookie normally.
+//! By default apidns does not require cookies: RFC 7873 section 5.2.3 lets a server answer a
+//! query without a valid server cookie normally (with a fresh one). With
+//! `require_server_cookie`, such a query over UDP gets BADCOOKIE and a fresh cookie instead, as
+//! BIND's `require-server-cookie` does; and a rate-limited client that sent a client cookie gets
+//! BADCOOKIE rather than a truncated answer (BIND and Knot alike).
 
 use std::net::IpAddr;
 
@@ -15,7 +18,7 @@ pub const OPTION_COOKIE: u16 = 10;
 /// RFC 9018's server cookie version.
 const VERSION: u8 = 1;
 /// Client cookie (8) + server cookie of version 1 (16).
-const ANSWER_COOKIE_LEN: usize = 24;
+pub const ANSWER_COOKIE_LEN: usize = 24;
 /// RFC 9018 section 4.3: a server cookie older than an hour is not accepted...
 const MAX_AGE: i64 = 3600;
 /// ...nor one more than five minutes in the future.
@@ -72,10 +75,20 @@ impl CookieSecrets {
     /// The COOKIE option data for the answer: the client cookie and a new server cookie made at
     /// `now` (seconds since the epoch) for `client_ip`.
     pub fn answer(&self, cookie: &ClientCookie<'_>, client_ip: IpAddr, now: u64) -> Vec<u8> {
+        self.answer_bytes(cookie, client_ip, now).to_vec()
+    }
+
+    /// [`Self::answer`] without allocating, for the fast path.
+    pub fn answer_bytes(
+        &self,
+        cookie: &ClientCookie<'_>,
+        client_ip: IpAddr,
+        now: u64,
+    ) -> [u8; ANSWER_COOKIE_LEN] {
         let timestamp = now as u32; // RFC 9018: serial number arithmetic on 32 bits
-        let mut data = Vec::with_capacity(ANSWER_COOKIE_LEN);
-        data.extend_from_slice(cookie.client);
-        data.extend_from_slice(&server_cookie(
+        let mut data = [0u8; ANSWER_COOKIE_LEN];
+        data[..8].copy_from_slice(cookie.client);
+        data[8..].copy_from_slice(&server_cookie(
             &self.current,
             cookie.client,
             client_ip,

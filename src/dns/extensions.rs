@@ -24,4 +24,18 @@ pub struct Extensions<'a> {
     /// The query's source address: server cookies are made for it. Without one (no listener),
     /// cookies are ignored.
     pub client: Option<IpAddr>,
+    /// Over UDP, a query with a client cookie but no valid server cookie gets BADCOOKIE and a
+    /// fresh server cookie instead of an answer (BIND's `require-server-cookie`). A query with
+    /// no cookie at all is answered as usual (RFC 7873 section 5.2.1).
+    pub require_server_cookie: bool,
+    /// The time cookies are made and checked at, in seconds since the epoch; `None` reads the
+    /// clock. Tests fix it so that two answers to one query can be compared byte for byte.
+    pub now: Option<u64>,
+}
+
+impl Extensions<'_> {
+    /// The time cookies are made and checked at.
+    pub fn now(&self) -> u64 {
+        self.now.unwrap_or_else(super::tsig::now)
+    }
 }

@@ -4,9 +4,11 @@
 //! with `ndots:5` send many, trying search domains). Answered by copying precomputed wire
 //! bytes, with no parsing library, no allocation for pool names and no lock.
 //!
-//! An empty NSID option (RFC 5001) is answered here too, with the server's identifier. Anything
-//! else (another type or name, truncation, EDNS version > 0, a Client Subnet option, a TSIG
-//! signature, a malformed or unusual packet) returns `None` and goes to the general path, which decides every such case. The
+//! An empty NSID option (RFC 5001) is answered here too, with the server's identifier, and so is a
+//! COOKIE option (RFC 7873) with a fresh server cookie: resolvers send one with every query.
+//! Anything else (another type or name, truncation, EDNS version > 0, a Client Subnet option, a
+//! TSIG signature, a malformed cookie or one that gets BADCOOKIE, a malformed or unusual packet)
+//! returns `None` and goes to the general path, which decides every such case. The
 //! answer is the same message the general path builds (same header bits, question, records in
 //! the same rotation, SOA, OPT), except for name compression: owner names point at the
 //! question, and the SOA's own names are written whole.
@@ -18,6 +20,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::cookie::{ANSWER_COOKIE_LEN, ClientCookie, OPTION_COOKIE};
+use super::extensions::Extensions;
 use super::reply::{Answered, CLASSIC_UDP_SIZE, Transport, size_limit};
 use crate::zone::{Pool, Snapshot, Zone, ZoneLookup};
 
@@ -33,8 +37,6 @@ const OPT_LEN: usize = 11;
 const OPTION_NSID: u16 = 3;
 /// EDNS options the general path decides: Client Subnet (hickory checks its content).
 const GENERAL_PATH_OPTIONS: [u16; 1] = [8];
-/// COOKIE (RFC 7873): when the server answers cookies, the general path does.
-const OPTION_COOKIE: u16 = 10;
 
 /// What the fast path produced: the answer is in the caller's buffer. The zone is borrowed
 /// from the snapshot: cloning its `Arc` would touch a reference count that every worker
@@ -45,6 +47,8 @@ pub struct FastReply<'s> {
     /// NOERROR (records or NODATA) or NXDOMAIN.
     pub rcode: ResponseCode,
     pub zone: &'s Arc<str>,
+    /// The query returned a valid server cookie.
+    pub address_proven: bool,
 }
 
 impl<'s> FastReply<'s> {
@@ -54,7 +58,7 @@ impl<'s> FastReply<'s> {
             rcode: self.rcode,
             qtype: Some(self.qtype),
             zone: Some(Cow::Borrowed(self.zone)),
-            address_proven: false,
+            address_proven: self.address_proven,
         }
     }
 }
@@ -74,8 +78,8 @@ struct Question<'q> {
     edns: Option<(u16, bool)>,
     /// The query carries an empty NSID option.
     nsid_requested: bool,
-    /// The query carries a COOKIE option.
-    has_cookie: bool,
+    /// The data of the query's COOKIE option, when it has one.
+    cookie: Option<&'q [u8]>,
 }
 
 /// Answers `query` into `out` (cleared first) when it has the fast shape; `None` otherwise,
@@ -92,27 +96,24 @@ pub fn answer<'s>(
         query,
         transport,
         max_udp_payload,
-        None,
-        false,
+        &Extensions::default(),
         out,
     )
 }
 
-/// [`answer`], with the server's NSID (RFC 5001) for the queries that ask for it. With
-/// `cookies`, the server answers DNS cookies, and a query carrying one goes to the general path.
+/// [`answer`], with what the server adds beyond its zone data: the NSID (RFC 5001) for the
+/// queries that ask for it, and a server cookie (RFC 7873) for the queries that carry a client
+/// cookie, made exactly as the general path makes it.
 pub fn answer_with<'s>(
     snapshot: &'s Snapshot,
     query: &[u8],
     transport: Transport,
     max_udp_payload: u16,
-    nsid: Option<&[u8]>,
-    cookies: bool,
+    extensions: &Extensions<'_>,
     out: &mut Vec<u8>,
 ) -> Option<FastReply<'s>> {
     let question = parse(query)?;
-    if cookies && question.has_cookie {
-        return None;
-    }
+    let cookie = server_cookie(&question, transport, extensions)?;
     let record_type = match question.qtype {
         TYPE_A => RecordType::A,
         TYPE_AAAA => RecordType::AAAA,
@@ -125,12 +126,47 @@ pub fn answer_with<'s>(
         record_type,
         limit,
         max_udp_payload,
-        nsid: nsid.filter(|_| question.nsid_requested),
+        nsid: extensions.nsid.filter(|_| question.nsid_requested),
+        cookie,
     };
     match snapshot.fast_pool(&question.lower[..question.lower_len]) {
         Some((pool, zone)) => answer.pool_answer(snapshot, pool, zone, out),
         None => answer.nxdomain(snapshot, out),
     }
+}
+
+/// The cookie part of the answer: `Some(None)` when there is none to send, `Some(Some(..))`
+/// with the server cookie, and `None` when the general path must answer (a malformed option is
+/// FORMERR there; a required server cookie missing over UDP is BADCOOKIE).
+fn server_cookie(
+    question: &Question<'_>,
+    transport: Transport,
+    extensions: &Extensions<'_>,
+) -> Option<Option<FastCookie>> {
+    let (Some(data), Some(secrets), Some(client)) =
+        (question.cookie, extensions.cookies, extensions.client)
+    else {
+        return Some(None);
+    };
+    let cookie = ClientCookie::read(data).ok()?;
+    let now = extensions.now();
+    let address_proven = secrets.verifies(&cookie, client, now);
+    if !address_proven && extensions.require_server_cookie && transport == Transport::Udp {
+        return None;
+    }
+    Some(Some(FastCookie {
+        option: secrets.answer_bytes(&cookie, client, now),
+        address_proven,
+    }))
+}
+
+/// The COOKIE option the answer carries.
+#[derive(Clone, Copy)]
+struct FastCookie {
+    /// The client cookie and the fresh server cookie.
+    option: [u8; ANSWER_COOKIE_LEN],
+    /// The query returned a valid server cookie.
+    address_proven: bool,
 }
 
 /// One fast answer being written.
@@ -142,6 +178,8 @@ struct Answer<'q> {
     max_udp_payload: u16,
     /// The NSID to send: the server has one and the query asked for it.
     nsid: Option<&'q [u8]>,
+    /// The COOKIE option to send.
+    cookie: Option<FastCookie>,
 }
 
 impl Answer<'_> {
@@ -181,6 +219,7 @@ impl Answer<'_> {
             qtype: self.record_type,
             rcode: ResponseCode::NoError,
             zone,
+            address_proven: self.address_proven(),
         })
     }
 
@@ -242,20 +281,27 @@ impl Answer<'_> {
             qtype: self.record_type,
             rcode,
             zone: &zone.label,
+            address_proven: self.address_proven(),
         })
     }
 
+    fn address_proven(&self) -> bool {
+        self.cookie.is_some_and(|cookie| cookie.address_proven)
+    }
+
     fn opt_len(&self) -> usize {
-        match (self.question.edns, self.nsid) {
-            (None, _) => 0,
-            (Some(_), None) => OPT_LEN,
-            (Some(_), Some(nsid)) => OPT_LEN + 4 + nsid.len(),
+        if self.question.edns.is_none() {
+            return 0;
         }
+        OPT_LEN
+            + self.nsid.map_or(0, |nsid| 4 + nsid.len())
+            + self.cookie.map_or(0, |_| 4 + ANSWER_COOKIE_LEN)
     }
 
     fn write_opt(&self, out: &mut Vec<u8>) {
         if let Some((_, dnssec_ok)) = self.question.edns {
-            write_opt(out, self.max_udp_payload, dnssec_ok, self.nsid);
+            let cookie = self.cookie.as_ref().map(|cookie| &cookie.option[..]);
+            write_opt(out, self.max_udp_payload, dnssec_ok, self.nsid, cookie);
         }
     }
 }
@@ -287,22 +333,32 @@ fn write_header(
     out.extend_from_slice(&u16::from(question.edns.is_some()).to_be_bytes());
 }
 
-/// Our OPT record: root owner, our UDP size, extended RCODE 0, version 0, DO copied, and the
-/// NSID option when there is one to send (the configuration keeps it far below 64 KiB).
-fn write_opt(out: &mut Vec<u8>, max_udp_payload: u16, dnssec_ok: bool, nsid: Option<&[u8]>) {
+/// Our OPT record: root owner, our UDP size, extended RCODE 0, version 0, DO copied, then the
+/// NSID and the COOKIE options when there are ones to send, in the order the general path
+/// writes them (the configuration keeps the NSID far below 64 KiB).
+fn write_opt(
+    out: &mut Vec<u8>,
+    max_udp_payload: u16,
+    dnssec_ok: bool,
+    nsid: Option<&[u8]>,
+    cookie: Option<&[u8]>,
+) {
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&max_udp_payload.max(CLASSIC_UDP_SIZE).to_be_bytes());
     out.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
-    match nsid {
-        Some(nsid) => {
-            let length = nsid.len() as u16;
-            out.extend_from_slice(&(4 + length).to_be_bytes());
-            out.extend_from_slice(&OPTION_NSID.to_be_bytes());
-            out.extend_from_slice(&length.to_be_bytes());
-            out.extend_from_slice(nsid);
+    let options = [(OPTION_NSID, nsid), (OPTION_COOKIE, cookie)];
+    let rdata_len: usize = options
+        .iter()
+        .filter_map(|(_, data)| data.map(|data| 4 + data.len()))
+        .sum();
+    out.extend_from_slice(&(rdata_len as u16).to_be_bytes());
+    for (code, data) in options {
+        if let Some(data) = data {
+            out.extend_from_slice(&code.to_be_bytes());
+            out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            out.extend_from_slice(data);
         }
-        None => out.extend_from_slice(&0u16.to_be_bytes()),
     }
 }
 
@@ -399,21 +455,21 @@ fn parse(query: &[u8]) -> Option<Question<'_>> {
         qtype,
         edns,
         nsid_requested: options.nsid_requested,
-        has_cookie: options.has_cookie,
+        cookie: options.cookie,
     })
 }
 
 /// The EDNS options the fast path looks at.
 #[derive(Default)]
-struct Options {
+struct Options<'q> {
     nsid_requested: bool,
-    has_cookie: bool,
+    cookie: Option<&'q [u8]>,
 }
 
 /// `Some` when the EDNS options are well formed (code, length, data, exactly filling the RDATA)
-/// and of kinds the fast path answers (an empty NSID, cookies when the server does not answer
-/// them, padding, keepalive, unknown codes); `None` sends the query to the general path.
-fn plain_options(mut rdata: &[u8]) -> Option<Options> {
+/// and of kinds the fast path answers (an empty NSID, one COOKIE, padding, keepalive, unknown
+/// codes); `None` sends the query to the general path.
+fn plain_options(mut rdata: &[u8]) -> Option<Options<'_>> {
     let mut options = Options::default();
     while !rdata.is_empty() {
         let head = rdata.get(..4)?;
@@ -422,9 +478,16 @@ fn plain_options(mut rdata: &[u8]) -> Option<Options> {
         if GENERAL_PATH_OPTIONS.contains(&code) || (code == OPTION_NSID && length != 0) {
             return None;
         }
+        let data = rdata.get(4..4 + length)?;
         options.nsid_requested |= code == OPTION_NSID;
-        options.has_cookie |= code == OPTION_COOKIE;
-        rdata = rdata.get(4 + length..)?;
+        if code == OPTION_COOKIE {
+            // Which of two cookies counts is the general path's (hickory's) business.
+            if options.cookie.is_some() {
+                return None;
+            }
+            options.cookie = Some(data);
+        }
+        rdata = &rdata[4 + length..];
     }
     Some(options)
 }

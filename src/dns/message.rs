@@ -68,17 +68,9 @@ pub fn respond_into_with<'s>(
     extensions: &Extensions<'_>,
     out: &mut Vec<u8>,
 ) -> Option<Answered<'s>> {
-    let nsid = extensions.nsid;
-    let cookies = extensions.cookies.is_some();
-    if let Some(fast) = super::fast::answer_with(
-        snapshot,
-        query,
-        transport,
-        max_udp_payload,
-        nsid,
-        cookies,
-        out,
-    ) {
+    if let Some(fast) =
+        super::fast::answer_with(snapshot, query, transport, max_udp_payload, extensions, out)
+    {
         return Some(fast.answered());
     }
     let reply = respond_general_with(snapshot, query, transport, max_udp_payload, extensions)?;
@@ -117,6 +109,53 @@ pub fn respond_general_with(
     max_udp_payload: u16,
     extensions: &Extensions<'_>,
 ) -> Option<Reply> {
+    respond_general_as(
+        snapshot,
+        query,
+        transport,
+        max_udp_payload,
+        extensions,
+        Limited::No,
+    )
+}
+
+/// What a client the rate limiter holds back gets instead of its answer (RRL's "slip"): when
+/// it sent a client cookie, BADCOOKIE with a fresh server cookie, which it returns on its retry
+/// and so proves its address (BIND and Knot do this); otherwise the question alone with TC=1,
+/// so that it retries over TCP. A signed query's slip is signed like any answer to it (RFC 8945
+/// section 5.3). `None` means send nothing.
+pub fn respond_limited(
+    snapshot: &Snapshot,
+    query: &[u8],
+    transport: Transport,
+    max_udp_payload: u16,
+    extensions: &Extensions<'_>,
+) -> Option<Reply> {
+    respond_general_as(
+        snapshot,
+        query,
+        transport,
+        max_udp_payload,
+        extensions,
+        Limited::Slip,
+    )
+}
+
+/// Whether the answer is the rate limiter's slip rather than the answer itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limited {
+    No,
+    Slip,
+}
+
+fn respond_general_as(
+    snapshot: &Snapshot,
+    query: &[u8],
+    transport: Transport,
+    max_udp_payload: u16,
+    extensions: &Extensions<'_>,
+    limited: Limited,
+) -> Option<Reply> {
     let mut decoder = BinDecoder::new(query);
     let header = Header::read(&mut decoder).ok()?;
     if header.metadata.message_type == MessageType::Response {
@@ -146,8 +185,9 @@ pub fn respond_general_with(
     let response_edns = request_edns
         .as_ref()
         .map(|request| response_edns(request, max_udp_payload, extensions, cookie.as_ref()));
-    let address_proven = cookie
-        .is_some_and(|(cookie, secrets, client)| secrets.verifies(&cookie, client, tsig::now()));
+    let now = extensions.now();
+    let address_proven =
+        cookie.is_some_and(|(cookie, secrets, client)| secrets.verifies(&cookie, client, now));
     let edns_ref = response_edns.as_ref();
     let limit = size_limit(
         transport,
@@ -165,9 +205,22 @@ pub fn respond_general_with(
     };
     let limit = signed.limit_for_body(limit);
     let error = tsig_error.or_else(|| protocol_error(&header, request_edns.as_ref(), &queries));
+    // RFC 7873 section 5.2.3 and 5.2.4: over UDP, a client cookie without a valid server cookie
+    // gets BADCOOKIE when the server requires one, or when the client is rate limited (it can
+    // then prove its address on the retry, where a TC answer would send it to TCP).
+    let badcookie = cookie.is_some()
+        && !address_proven
+        && transport == Transport::Udp
+        && (limited == Limited::Slip || extensions.require_server_cookie);
+    let error = error.or(badcookie.then_some(ResponseCode::BADCOOKIE));
     if let Some(code) = error {
         metadata.response_code = code;
-        let bytes = signed.sign(encode_error(metadata, &queries, edns_ref, limit));
+        let mut bytes = encode_error(metadata, &queries, edns_ref, limit);
+        // A slipped error keeps its code, with TC=1 as every slip but BADCOOKIE.
+        if limited == Limited::Slip && code != ResponseCode::BADCOOKIE {
+            set_truncation(&mut bytes);
+        }
+        let bytes = signed.sign(bytes);
         let mut reply = Reply::bare(bytes, code);
         reply.address_proven = address_proven;
         reply.qtype = queries.queries().first().map(|q| q.query_type());
@@ -183,6 +236,15 @@ pub fn respond_general_with(
     );
     metadata.response_code = answer.rcode;
     metadata.authoritative = answer.authoritative;
+    if limited == Limited::Slip {
+        // The question alone, with TC=1: never larger than the query plus our OPT.
+        let mut bytes = encode_error(metadata, &queries, edns_ref, limit);
+        set_truncation(&mut bytes);
+        let mut reply = Reply::bare(signed.sign(bytes), answer.rcode);
+        reply.qtype = Some(question.query_type());
+        reply.zone = answer.zone;
+        return Some(reply);
+    }
     Some(Reply {
         bytes: signed.sign(encode_answer(metadata, &queries, edns_ref, &answer, limit)),
         rcode: answer.rcode,
@@ -223,7 +285,7 @@ fn response_edns(
         edns.options_mut().insert(EdnsOption::NSID(nsid));
     }
     if let Some((cookie, secrets, client)) = cookie {
-        let data = secrets.answer(cookie, *client, tsig::now());
+        let data = secrets.answer(cookie, *client, extensions.now());
         edns.options_mut()
             .insert(EdnsOption::Unknown(OPTION_COOKIE, data));
     }
@@ -491,20 +553,32 @@ fn emit_within(
     matches!(response.destructive_emit(&mut encoder), Ok(header) if !header.truncation)
 }
 
-/// `reply` cut down to its header, question and OPT record, with TC=1: what a rate-limited
-/// client gets instead of the answer, so that it retries over TCP (RRL's "slip"). It is never
-/// larger than the reply, nor than the query plus the OPT record. `None` when `reply` is not a
-/// message `respond` made.
+/// `reply` cut down to its header, question and OPT record, with TC=1: the slip of an answer
+/// the limiter cannot remake from its query (an UPDATE's; a query's slip comes from
+/// [`respond_limited`]), so that the client retries over TCP. It is never larger than the
+/// reply, nor than the query plus the OPT record. `None` when `reply` is not a message
+/// `respond` made, or was signed (see below).
 pub fn truncated(reply: &[u8]) -> Option<Vec<u8>> {
     let mut message = Message::from_vec(reply).ok()?;
     message.answers.clear();
     message.authorities.clear();
     message.additionals.clear();
-    // A TSIG signature covered the whole answer and would not verify for this one; it goes
-    // unsigned (re-signing would need the key, which the rate limiter does not hold).
-    message.take_signature();
+    // A TSIG signature covered the whole answer and would not verify for this one, and an
+    // unsigned answer to a signed message is one its sender must discard (RFC 8945 section
+    // 5.3.1): nothing is sent. Queries get a signed slip from [`respond_limited`].
+    if message.take_signature().is_some() {
+        return None;
+    }
     message.metadata.truncation = true;
     message.to_vec().ok()
+}
+
+/// Sets TC=1 in an encoded message, after encoding: the encoder reads a TC bit as "this did
+/// not fit" (see [`emit_within`]).
+fn set_truncation(message: &mut [u8]) {
+    if let Some(flags) = message.get_mut(2) {
+        *flags |= 0x02;
+    }
 }
 
 /// A response of the header alone, no sections.

@@ -12,6 +12,7 @@ pub mod tsig;
 pub use answer::{Answer, resolve};
 pub use extensions::Extensions;
 pub use message::{
-    respond, respond_general, respond_general_with, respond_into, respond_into_with, truncated,
+    respond, respond_general, respond_general_with, respond_into, respond_into_with,
+    respond_limited, truncated,
 };
 pub use reply::{Answered, CLASSIC_UDP_SIZE, Reply, Transport, size_limit};

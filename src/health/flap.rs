@@ -58,13 +58,18 @@ impl Flaps {
         self.track(reporter, transition)
     }
 
-    /// Takes the member down at once (two independent failure signals agreed), with the flap
-    /// record updated for it. The caller records the failures.
+    /// Takes the member down at once (two independent failure signals agreed, e.g. a held
+    /// connection's loss and the failed reconnect), with the flap record updated for it. The
+    /// failure is recorded once per signal, so that the status's consecutive failures agree
+    /// with the transition's `consecutive` (see [`Machine::force_down`]).
     pub(crate) fn force_down(
         &mut self,
-        reporter: &Reporter,
+        reporter: &mut Reporter,
         machine: &mut Machine,
+        result: &Result<Duration, ProbeFailure>,
     ) -> Option<Transition> {
+        reporter.record(result);
+        reporter.record(result);
         let transition = machine.force_down();
         self.track(reporter, transition)
     }

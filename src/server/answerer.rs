@@ -12,7 +12,9 @@ use super::dispatch::{Route, route};
 use super::query_log::{QueryLog, log_query};
 use super::rrl::{ResponseRateLimiter, Verdict};
 use crate::dns::cookie::CookieSecrets;
-use crate::dns::{Answered, Extensions, Transport, respond_into_with, size_limit, truncated};
+use crate::dns::{
+    Answered, Extensions, Transport, respond_into_with, respond_limited, size_limit, truncated,
+};
 use crate::metrics::Metrics;
 use crate::update::UpdateDoor;
 use crate::zone::Snapshot;
@@ -32,6 +34,9 @@ pub struct Answerer {
     pub cookies: Arc<CookieSecrets>,
     /// The zones' recent versions, for IXFR.
     pub transfer_history: Arc<crate::transfer::History>,
+    /// Over UDP, a client cookie without a valid server cookie gets BADCOOKIE
+    /// (`[server] require_server_cookie`).
+    pub require_server_cookie: bool,
 }
 
 impl Answerer {
@@ -108,12 +113,7 @@ impl Answerer {
     ) -> Option<()> {
         let started = self.metrics.should_time().then(Instant::now);
         let snapshot = self.snapshot.load();
-        let extensions = Extensions {
-            nsid: self.nsid.as_deref(),
-            tsig_keys: Some(self.updates.keys().current()),
-            cookies: Some(&self.cookies),
-            client: Some(peer.ip()),
-        };
+        let extensions = self.extensions(peer);
         let answered = respond_into_with(
             &snapshot,
             query,
@@ -122,7 +122,32 @@ impl Answerer {
             &extensions,
             out,
         )?;
-        self.record(query, answered, transport, peer, started, out, rrl)
+        // The rate limiter's slip is made from the query, so that it carries a cookie and a
+        // signature like any answer (see `respond_limited`).
+        let slip = |out: &mut Vec<u8>| {
+            let slip = respond_limited(
+                &snapshot,
+                query,
+                transport,
+                self.max_udp_payload,
+                &extensions,
+            )?;
+            *out = slip.bytes;
+            Some(())
+        };
+        self.record(query, answered, transport, peer, started, out, rrl, slip)
+    }
+
+    /// What the server adds to an answer to `peer` beyond its zone data.
+    fn extensions(&self, peer: SocketAddr) -> Extensions<'_> {
+        Extensions {
+            nsid: self.nsid.as_deref(),
+            tsig_keys: Some(self.updates.keys().current()),
+            cookies: Some(&self.cookies),
+            client: Some(peer.ip()),
+            require_server_cookie: self.require_server_cookie,
+            now: None,
+        }
     }
 
     /// Answers one UPDATE message into `out` once the writer has decided, and counts it like a
@@ -147,10 +172,15 @@ impl Answerer {
             qtype: Some(RecordType::SOA),
             zone: None,
         };
-        self.record(update, answered, transport, peer, started, out, rrl)
+        let slip = |out: &mut Vec<u8>| {
+            *out = truncated(out)?;
+            Some(())
+        };
+        self.record(update, answered, transport, peer, started, out, rrl, slip)
     }
 
-    /// Counts, times and logs the answer in `out`, then applies the rate limiter to it.
+    /// Counts, times and logs the answer in `out`, then applies the rate limiter to it; `slip`
+    /// replaces the answer in `out` by what a limited client gets when one slips through.
     #[allow(clippy::too_many_arguments)] // each is one fact about the answer just made
     fn record(
         &self,
@@ -161,6 +191,7 @@ impl Answerer {
         started: Option<Instant>,
         out: &mut Vec<u8>,
         rrl: Option<&ResponseRateLimiter>,
+        slip: impl FnOnce(&mut Vec<u8>) -> Option<()>,
     ) -> Option<()> {
         self.metrics.count_query(
             answered.zone.as_deref(),
@@ -175,7 +206,7 @@ impl Answerer {
             log_query(message, &answered, out.len(), transport, peer);
         }
         match rrl {
-            Some(rrl) => rate_limited(rrl, peer, message, answered, out),
+            Some(rrl) => rate_limited(rrl, peer, message, answered, out, slip),
             None => Some(()),
         }
     }
@@ -188,6 +219,7 @@ fn rate_limited(
     query: &[u8],
     answered: Answered<'_>,
     out: &mut Vec<u8>,
+    slip: impl FnOnce(&mut Vec<u8>) -> Option<()>,
 ) -> Option<()> {
     // The limiter reads the answer in its owned form; moving the buffer in and out is free.
     let reply = answered.into_reply(std::mem::take(out));
@@ -195,10 +227,7 @@ fn rate_limited(
     *out = reply.bytes;
     match verdict {
         Verdict::Send => Some(()),
-        Verdict::Slip => {
-            *out = truncated(out)?;
-            Some(())
-        }
+        Verdict::Slip => slip(out),
         Verdict::Drop => None,
     }
 }

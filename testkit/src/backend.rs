@@ -41,6 +41,16 @@ impl Backend {
         Self::spawn(address, Some(after))
     }
 
+    /// A server that closes every connection as soon as it accepts it, as a load balancer's
+    /// health port does: a held connection never lasts.
+    pub fn start_accept_and_close(ip: &str) -> Self {
+        Self::start_idle_closing(ip, Duration::ZERO)
+    }
+
+    pub fn start_accept_and_close_at(address: SocketAddr) -> Self {
+        Self::start_idle_closing_at(address, Duration::ZERO)
+    }
+
     fn spawn(address: SocketAddr, close_after: Option<Duration>) -> Self {
         let listener = TcpListener::bind(address).expect("bind backend");
         let address = listener.local_addr().unwrap();

@@ -121,8 +121,10 @@ fn the_fast_path_adds_the_nsid_itself() {
         &bytes,
         apidns::dns::Transport::Udp,
         1232,
-        Some(b"fast-1"),
-        false,
+        &apidns::dns::Extensions {
+            nsid: Some(b"fast-1"),
+            ..Default::default()
+        },
         &mut out,
     );
     assert!(answered.is_some(), "the fast path answers an NSID query");

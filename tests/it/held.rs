@@ -121,6 +121,42 @@ fn idle_closing_server_never_flaps() {
     );
 }
 
+/// A server that accepts and closes every connection at once (a load balancer's health port):
+/// nothing can be held, and with the default settings (held TCP, interval 1 s, fast 200 ms,
+/// fall 2) its death is still noticed by the fresh probes, as `hold = false` would notice it.
+#[test]
+fn an_accept_and_close_member_is_taken_out_with_default_settings() {
+    let a = Backend::start("127.0.63.1");
+    let closing = Backend::start_accept_and_close("127.0.63.2");
+    let server = start(&[a.member(), closing.member()], "");
+    let both = sorted(vec![a.ip(), closing.ip()]);
+    assert!(
+        wait_until(Duration::from_secs(10), || a_sorted(server.addr(), API)
+            == both)
+        .is_some(),
+        "the accept-and-close member is up"
+    );
+    // Several rounds of holding, losing and re-holding have run before the kill.
+    assert!(
+        wait_until(Duration::from_secs(10), || closing.accepted() >= 4).is_some(),
+        "the prober connects to it"
+    );
+    let address = closing.kill();
+    // The event: the member is out of the answers. The bound is a generous failover bound
+    // (periodic probing needs about interval + fast_interval), not a measurement.
+    assert!(
+        wait_until(Duration::from_secs(5), || a_sorted(server.addr(), API)
+            == [a.ip()])
+        .is_some(),
+        "killed accept-and-close member still answered"
+    );
+    let logs = server.synced_logs().join("\n");
+    assert!(
+        logs.contains(&format!("member down pool={API} member={address}")),
+        "{logs}"
+    );
+}
+
 #[test]
 fn hold_false_keeps_the_periodic_probe() {
     let a = Backend::start("127.0.63.1");

@@ -4,6 +4,7 @@
 
 mod blackhole;
 mod cli;
+mod cookies;
 mod discover;
 mod dns;
 mod docs;

@@ -78,6 +78,8 @@ pub struct ServerSettings {
     pub cookie_secret: Option<[u8; 16]>,
     /// The secret before the last rotation: cookies made with it are still accepted.
     pub cookie_secret_previous: Option<[u8; 16]>,
+    /// Over UDP, a query with a client cookie but no valid server cookie gets BADCOOKIE.
+    pub require_server_cookie: bool,
 }
 
 /// A TSIG key (RFC 8945), shared with the tool that signs updates (`nsupdate -y`/`-k`).

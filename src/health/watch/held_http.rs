@@ -232,8 +232,7 @@ impl HeldProber {
         failure: ProbeFailure,
     ) {
         let result = Err(failure);
-        reporter.record(&result);
-        let transition = self.flaps.force_down(reporter, machine);
+        let transition = self.flaps.force_down(reporter, machine, &result);
         self.after(reporter, transition, &result);
     }
 

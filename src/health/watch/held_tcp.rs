@@ -291,6 +291,15 @@ impl State {
     ) {
         let transition = self.flaps.feed(reporter, machine, &result);
         self.after(reporter, transition, &result);
+        if self.held.is_none() {
+            // Whatever probed (a re-hold, a reconnect), the next fresh probe is due within the
+            // machine's delay, as with periodic probing: `fast_interval` once a failure needs
+            // confirming. Otherwise a failed re-hold would wait a whole `interval` for its
+            // confirmation, and a member that holds nothing would be slower to go than with
+            // `hold = false`.
+            let due = Instant::now() + jittered(machine.next_delay(), false);
+            self.next_probe = self.next_probe.min(due);
+        }
     }
 
     fn force_down(
@@ -300,11 +309,7 @@ impl State {
         failure: ProbeFailure,
     ) {
         let result = Err(failure);
-        // Two failure signals (the loss and the failed reconnect), counted as such in the
-        // status's consecutive failures, as the transition's `consecutive` counts them.
-        reporter.record(&result);
-        reporter.record(&result);
-        let transition = self.flaps.force_down(reporter, machine);
+        let transition = self.flaps.force_down(reporter, machine, &result);
         self.after(reporter, transition, &result);
     }
 
