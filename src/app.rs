@@ -10,7 +10,8 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::config::Config;
+use crate::config::{Config, DiscoveryVerdict};
+use crate::discover::{Discovery, Propose, WatchStatus};
 use crate::dns::cookie::CookieSecrets;
 use crate::health::{Probers, publish_changes};
 use crate::http::{self, HttpState};
@@ -18,11 +19,13 @@ use crate::metrics::Metrics;
 use crate::reload::{Reloader, listen_for_hangup};
 use crate::server::{Answerer, BindError, DnsServer, QueryLog};
 use crate::transfer::{History, Notifier, NotifyCounters};
-use crate::update::{Apply, UpdateDoor, Writer, journal};
+use crate::update::{Apply, Discovered, UpdateDoor, Writer, journal};
 use crate::zone::Snapshot;
 
 /// Reloads waiting for the writer; the reload loop sends one at a time.
 const RELOAD_QUEUE: usize = 1;
+/// Discovered memberships waiting for the writer; each watcher sends one at a time.
+const DISCOVERED_QUEUE: usize = 8;
 
 /// Settings of `apidns serve` that come from the command line rather than the files.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +73,11 @@ pub async fn serve(
     // The files are the base; accepted dynamic updates are laid over them.
     let base = config;
     let (mut config, journal) = journal::load_overlaid(&base);
+    // The members the cluster proposed last, kept in state_dir: served from the start, so
+    // that a restart while the cluster is unreachable keeps them.
+    let discovered = crate::discover::state::load(&config);
+    discovered.lay_over(&mut config);
+    let watch_status = WatchStatus::default();
     // Transferred zones keep the serials secondaries already hold (see `History`).
     let history = Arc::new(History::load(config.server.state_dir.as_deref()));
     history.continue_serials(&mut config.zones);
@@ -92,6 +100,7 @@ pub async fn serve(
             ready: ready.clone(),
             admin_token: config.server.admin_token.clone(),
             changes: probers.announcer(),
+            discovery: watch_status.clone(),
         };
         let listener = open_http(address).await?;
         tasks.spawn(http::serve(listener, Arc::new(state), shutdown.clone()));
@@ -122,6 +131,7 @@ pub async fn serve(
     let zones = config.zones.len();
     let members = probers.len();
     let journal_damaged = metrics.journal_damaged.clone();
+    let discover_metrics = metrics.discover.clone();
     tasks.spawn(
         notifier(&snapshot, &history, &keys, &metrics).run(probers.subscribe(), shutdown.clone()),
     );
@@ -134,9 +144,21 @@ pub async fn serve(
         hangup,
         reloads,
     );
+    let (discovered_sender, discovered_requests) = tokio::sync::mpsc::channel(DISCOVERED_QUEUE);
+    // Started once the first probe round has said which members are up to connect through.
+    let mut discovery = Discovery::new(
+        ToWriter(discovered_sender),
+        snapshot.clone(),
+        watch_status,
+        discover_metrics,
+        config.server.state_dir.clone(),
+        shutdown.child_token(),
+    );
+    discovery.sync(&config);
     let switchover = Switchover {
         probers,
         snapshot: snapshot.clone(),
+        discovery,
     };
     let writer = Writer::new(
         switchover,
@@ -146,7 +168,8 @@ pub async fn serve(
         snapshot,
         keys,
         journal_damaged,
-    );
+    )
+    .with_discovery(discovered, discovered_requests);
     tasks.spawn(writer.run(update_requests, reload_requests, shutdown.clone()));
     tasks.spawn(reloader.run(shutdown.clone()));
     ready.store(true, Ordering::Release);
@@ -239,6 +262,8 @@ fn log_ready(server: &DnsServer, snapshot: &Snapshot) {
 struct Switchover {
     probers: Probers,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    /// The cluster watches follow the configuration in force (kept when unchanged).
+    discovery: Discovery<ToWriter>,
 }
 
 impl Apply for Switchover {
@@ -257,10 +282,34 @@ impl Apply for Switchover {
         self.probers
             .announcer()
             .send_modify(|generation| *generation += 1);
+        self.discovery.sync(next);
     }
 
     fn members(&self) -> usize {
         self.probers.len()
+    }
+}
+
+/// How a cluster watch reaches the single writer (see [`Propose`]).
+struct ToWriter(tokio::sync::mpsc::Sender<Discovered>);
+
+impl Propose for ToWriter {
+    async fn propose(
+        &self,
+        pool: hickory_proto::rr::Name,
+        addresses: std::collections::BTreeSet<std::net::IpAddr>,
+    ) -> DiscoveryVerdict {
+        let (reply, verdict) = tokio::sync::oneshot::channel();
+        let request = Discovered {
+            pool,
+            addresses,
+            reply,
+        };
+        if self.0.send(request).await.is_err() {
+            // The writer has stopped: the daemon is shutting down.
+            return DiscoveryVerdict::NotDiscovering;
+        }
+        verdict.await.unwrap_or(DiscoveryVerdict::NotDiscovering)
     }
 }
 

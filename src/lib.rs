@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod config;
+pub mod discover;
 pub mod dns;
 pub mod health;
 pub mod http;

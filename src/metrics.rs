@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::discover::DiscoverMetrics;
 use crate::dns::Transport;
 use crate::zone::Signal;
 
@@ -173,6 +174,9 @@ pub struct Metrics {
     pub reloads: Family<ResultLabels, Counter>,
     /// 1 while the update journal is damaged and updates are refused.
     pub journal_damaged: Gauge,
+    /// Cluster discovery: events, applied and refused memberships, addresses outside allow,
+    /// watch errors.
+    pub discover: DiscoverMetrics,
     /// NOTIFY messages to secondaries, by result (acknowledged, retried, failed).
     pub notifies: Family<ResultLabels, Counter>,
 }
@@ -204,11 +208,13 @@ impl Metrics {
             pool_fallback: Family::default(),
             reloads: Family::default(),
             journal_damaged: Gauge::default(),
+            discover: DiscoverMetrics::default(),
             notifies: Family::default(),
         };
         metrics.register_answering();
         metrics.register_probing();
         metrics.register_pools_and_reloads();
+        metrics.register_discovery();
         metrics.register_build_info();
         metrics
     }
@@ -302,6 +308,37 @@ impl Metrics {
                 result: result.to_string(),
             })
             .clone()
+    }
+
+    /// What cluster discovery saw and did.
+    fn register_discovery(&mut self) {
+        let registry = &mut self.registry;
+        let discover = &self.discover;
+        registry.register(
+            "discover_events",
+            "Watch events of the cluster's API server EndpointSlices, by pool",
+            discover.events.clone(),
+        );
+        registry.register(
+            "discover_applied",
+            "Discovered memberships put in force (or found already in force), by pool",
+            discover.applied.clone(),
+        );
+        registry.register(
+            "discover_refused",
+            "Discovered memberships not applied, by pool and reason (empty, no_member_up)",
+            discover.refused.clone(),
+        );
+        registry.register(
+            "discover_outside_allow",
+            "Addresses the cluster proposed outside the pool's allow (ignored), by pool",
+            discover.outside_allow.clone(),
+        );
+        registry.register(
+            "discover_watch_errors",
+            "Failed connections, lists and watches of the cluster, by pool",
+            discover.watch_errors.clone(),
+        );
     }
 
     /// `apidns_build_info{version="..."} 1`: set once, never recorded again.

@@ -113,6 +113,9 @@ fn pool_table(out: &mut String, zone: &Value, pool: &Value, now: f64) {
         text(&pool["min_up"]),
         text(&pool["all_down"]),
     );
+    if pool["discover"].is_object() {
+        discover_line(out, &pool["discover"], now);
+    }
     let rows: Vec<[String; 8]> = members.iter().map(|m| member_row(m, now)).collect();
     let mut widths = HEADINGS.map(str::len);
     for row in &rows {
@@ -125,6 +128,50 @@ fn pool_table(out: &mut String, zone: &Value, pool: &Value, now: f64) {
         write_row(out, row, &widths);
     }
     out.push('\n');
+}
+
+/// A discovering pool's watch, under its heading: through which member, the last event, what
+/// the slice proposes, and the last error and refusal.
+fn discover_line(out: &mut String, discover: &Value, now: f64) {
+    let when = |key: &str| {
+        discover[key]
+            .as_f64()
+            .map_or_else(|| "never".to_string(), |at| ago(now - at))
+    };
+    let through = match (
+        discover["through"].as_str(),
+        discover["connected"].as_bool(),
+    ) {
+        (Some(member), Some(true)) => format!("watching through {member}"),
+        (Some(member), _) => format!("connecting through {member}"),
+        (None, _) => "no member reachable".to_string(),
+    };
+    let list = |key: &str| {
+        discover[key]
+            .as_array()
+            .map(|items| items.iter().map(text).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let _ = writeln!(
+        out,
+        "discover ({}): {through}; last event {}; proposes [{}]",
+        text(&discover["server"]),
+        when("last_event"),
+        list("proposed"),
+    );
+    if !list("outside_allow").is_empty() {
+        let _ = writeln!(out, "  ignored, outside allow: [{}]", list("outside_allow"));
+    }
+    if let Some(error) = discover["last_error"].as_str() {
+        let _ = writeln!(out, "  last error ({}): {error}", when("last_error_at"));
+    }
+    if let Some(refused) = discover["last_refused"].as_str() {
+        let _ = writeln!(
+            out,
+            "  last refused ({}): {refused}",
+            when("last_refused_at")
+        );
+    }
 }
 
 fn member_row(member: &Value, now: f64) -> [String; 8] {
@@ -211,6 +258,31 @@ mod tests {
 
     fn at(seconds: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn a_discovering_pool_says_how_its_watch_goes() {
+        let document = DOCUMENT.replace(
+            r#""up": 1, "members""#,
+            r#""up": 1, "discover": {"server": "https://api.k8s.example.com:6443",
+              "through": "192.0.2.10:6443", "connected": true, "last_event": 1020.0,
+              "proposed": ["192.0.2.10", "192.0.2.13"], "outside_allow": ["198.51.100.7"],
+              "last_error": "through 192.0.2.11:6443: connection refused", "last_error_at": 1000.0,
+              "last_refused": null}, "members""#,
+        );
+        let status = Status::parse(&document).expect("a status document");
+        let table = status.table(at(1030));
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[1],
+            "discover (https://api.k8s.example.com:6443): watching through 192.0.2.10:6443; last event 10s ago; proposes [192.0.2.10 192.0.2.13]"
+        );
+        assert_eq!(lines[2], "  ignored, outside allow: [198.51.100.7]");
+        assert_eq!(
+            lines[3],
+            "  last error (30s ago): through 192.0.2.11:6443: connection refused"
+        );
+        assert!(lines[4].starts_with("MEMBER"), "{table}");
     }
 
     #[test]

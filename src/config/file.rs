@@ -153,6 +153,16 @@ pub struct PoolSection {
     pub max_answers: Option<Spanned<i64>>,
     pub probe: Option<ProbeSection>,
     pub drain: Option<Spanned<Vec<Spanned<String>>>>,
+    pub discover: Option<Spanned<DiscoverSection>>,
+}
+
+/// `discover = { kubeconfig = "...", allow = ["192.0.2.0/24"] }`: members proposed by the
+/// cluster's `default/kubernetes` EndpointSlice.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverSection {
+    pub kubeconfig: Spanned<String>,
+    pub allow: Spanned<Vec<Spanned<String>>>,
 }
 
 /// A pool member: `"192.0.2.10"` / `"192.0.2.10:6443"`, or a table with a name.

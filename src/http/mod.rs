@@ -36,6 +36,8 @@ pub struct HttpState {
     pub admin_token: Option<String>,
     /// Bumped after a drain so that live-set gauges follow.
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// The cluster watches of pools that discover their members, for /status.
+    pub discovery: crate::discover::WatchStatus,
 }
 
 /// The body of every response: the whole text at once.
@@ -98,7 +100,11 @@ pub fn route<B>(state: &HttpState, peer: SocketAddr, request: &Request<B>) -> Re
         }
         (&Method::GET, "/status") => json(
             StatusCode::OK,
-            &status::status(&state.snapshot.load(), state.ready.load(Ordering::Acquire)),
+            &status::status(
+                &state.snapshot.load(),
+                state.ready.load(Ordering::Acquire),
+                &state.discovery,
+            ),
         ),
         (&Method::POST, "/drain") => admin(state, peer, request, true),
         (&Method::POST, "/undrain") => admin(state, peer, request, false),

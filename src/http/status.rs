@@ -4,10 +4,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::discover::{WatchState, WatchStatus};
 use crate::health::Health;
 use crate::zone::{LiveState, Snapshot};
 
-pub fn status(snapshot: &Snapshot, ready: bool) -> Value {
+pub fn status(snapshot: &Snapshot, ready: bool, discovery: &WatchStatus) -> Value {
     let zones: Vec<Value> = snapshot
         .zones()
         .iter()
@@ -67,6 +68,9 @@ pub fn status(snapshot: &Snapshot, ready: bool) -> Value {
                         },
                         "up": pool.members.iter().filter(|m| m.status.health() == Health::Up).count(),
                         "members": members,
+                        "discover": pool.config.discover.as_ref().map(|settings| {
+                            discover_status(settings, discovery.get(&pool.config.name).unwrap_or_default())
+                        }),
                     })
                 })
                 .collect();
@@ -79,6 +83,28 @@ pub fn status(snapshot: &Snapshot, ready: bool) -> Value {
         })
         .collect();
     json!({ "ready": ready, "zones": zones })
+}
+
+/// A discovering pool's watch: where it goes through, what it saw last and what it refused.
+fn discover_status(settings: &crate::config::Discover, state: WatchState) -> Value {
+    let addresses = |list: &[std::net::IpAddr]| -> Vec<String> {
+        list.iter().map(ToString::to_string).collect()
+    };
+    json!({
+        "kubeconfig": settings.kubeconfig.display().to_string(),
+        "server": settings.access.server,
+        "allow": settings.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "through": state.through.map(|through| through.to_string()),
+        "connected": state.connected,
+        "last_event": state.last_event.map(unix),
+        "last_error": state.last_error.as_ref().map(|(_, error)| error.clone()),
+        "last_error_at": state.last_error.as_ref().map(|(at, _)| unix(*at)),
+        "proposed": addresses(&state.proposed),
+        "outside_allow": addresses(&state.outside_allow),
+        "last_applied": state.last_applied.map(unix),
+        "last_refused": state.last_refused.as_ref().map(|(_, why)| why.clone()),
+        "last_refused_at": state.last_refused.as_ref().map(|(at, _)| unix(*at)),
+    })
 }
 
 fn is_answered(live: &crate::zone::LiveSet, address: std::net::IpAddr) -> bool {

@@ -25,7 +25,11 @@ impl QueryLog {
 
     /// Whether the message being answered now is one to log.
     pub fn wants(&self) -> bool {
-        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed) % self.every == 0
+        self.every != 0
+            && self
+                .seen
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(self.every)
     }
 }
 

@@ -312,10 +312,10 @@ pub fn load_overlaid(base: &Config) -> (Config, Journal) {
     }
     // A superseded entry is retired for good, so that a later edit of the file that happens
     // to match its `file=` again does not bring it back.
-    if let (false, None, Some(path)) = (superseded.is_empty(), &journal.damage, &journal.path) {
-        if let Err(error) = write(path, &kept) {
-            error!(journal = %path.display(), %error, "cannot rewrite the journal without its superseded entries");
-        }
+    if let (false, None, Some(path)) = (superseded.is_empty(), &journal.damage, &journal.path)
+        && let Err(error) = write(path, &kept)
+    {
+        error!(journal = %path.display(), %error, "cannot rewrite the journal without its superseded entries");
     }
     journal.entries = kept;
     (config, journal)

@@ -5,7 +5,9 @@
 //! Applying a configuration (probe new members first, then swap the snapshot) belongs to the
 //! daemon, which knows the probers: the writer asks for it through [`Apply`].
 
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -19,8 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use super::journal::{self, Entry, Journal};
 use super::{KeyRing, plan};
-use crate::config::{Config, TsigKey, ZoneConfig};
-use crate::zone::Snapshot;
+use crate::config::{Config, DiscoveredSets, DiscoveryVerdict, TsigKey, ZoneConfig};
+use crate::zone::{Health, Snapshot};
 
 /// What the daemon does to put a configuration in force: new members get their first probe,
 /// removed members' probers stop, and the new snapshot replaces the old one whole.
@@ -49,6 +51,18 @@ pub struct Reload {
     pub done: oneshot::Sender<Reloaded>,
 }
 
+/// A pool's membership as the cluster's EndpointSlice proposes it now (from `crate::discover`,
+/// through the daemon): the writer adds the new addresses as members, removes the discovered
+/// members that left, and never touches the members the files or updates put there.
+#[derive(Debug)]
+pub struct Discovered {
+    pub pool: Name,
+    /// Every address the slice proposes, already inside the pool's `allow`; never empty.
+    pub addresses: BTreeSet<IpAddr>,
+    /// Where the writer says whether it applied the set.
+    pub reply: oneshot::Sender<DiscoveryVerdict>,
+}
+
 /// What a reload put in force, for its log line.
 #[derive(Debug, Clone, Copy)]
 pub struct Reloaded {
@@ -68,6 +82,10 @@ pub struct Writer<A> {
     keys: KeyRing,
     /// 1 while the journal is damaged (updates refused until it is repaired), for alerting.
     journal_damaged: Gauge,
+    /// The last membership applied from the cluster, laid over every configuration put in
+    /// force (see [`Writer::with_discovery`]).
+    discovered: DiscoveredSets,
+    discovered_requests: Option<mpsc::Receiver<Discovered>>,
 }
 
 impl<A: Apply> Writer<A> {
@@ -90,7 +108,21 @@ impl<A: Apply> Writer<A> {
             snapshot,
             keys,
             journal_damaged,
+            discovered: DiscoveredSets::default(),
+            discovered_requests: None,
         }
+    }
+
+    /// Takes discovered memberships from `requests`, starting from `sets` (the ones kept in
+    /// `state_dir`, already laid over the configuration given to [`Writer::new`]).
+    pub fn with_discovery(
+        mut self,
+        sets: DiscoveredSets,
+        requests: mpsc::Receiver<Discovered>,
+    ) -> Self {
+        self.discovered = sets;
+        self.discovered_requests = Some(requests);
+        self
     }
 
     /// Takes reloads and updates, one at a time, until `shutdown`.
@@ -100,8 +132,13 @@ impl<A: Apply> Writer<A> {
         mut reloads: mpsc::Receiver<Reload>,
         shutdown: CancellationToken,
     ) {
+        let mut discovered = self.discovered_requests.take();
         loop {
             tokio::select! {
+                Some(request) = async { match discovered.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
+                    let verdict = self.discovered(&request).await;
+                    let _ = request.reply.send(verdict);
+                }
                 Some(reload) = reloads.recv() => {
                     let reloaded = self.reload(reload.base).await;
                     let _ = reload.done.send(reloaded);
@@ -142,6 +179,7 @@ impl<A: Apply> Writer<A> {
     /// Makes `next` the configuration in force: the one way state changes, for reloads and
     /// dynamic updates alike.
     async fn apply(&mut self, mut next: Config) {
+        self.discovered.lay_over(&mut next);
         keep_serials_increasing(&self.config.zones, &mut next.zones);
         self.applier.apply(&next).await;
         self.keys.replace(next.server.tsig_keys.clone());
@@ -205,6 +243,62 @@ impl<A: Apply> Writer<A> {
         ResponseCode::NoError
     }
 
+    /// Puts a pool's discovered membership in force, unless it would leave the pool with no
+    /// member up (the last good membership stays: never worse than static).
+    async fn discovered(&mut self, request: &Discovered) -> DiscoveryVerdict {
+        let pool = &request.pool;
+        let Some(allowed) = self
+            .config
+            .zones
+            .iter()
+            .flat_map(|zone| &zone.pools)
+            .find(|p| &p.name == pool)
+            .and_then(|p| p.discover.clone())
+        else {
+            return DiscoveryVerdict::NotDiscovering;
+        };
+        let proposed: BTreeSet<IpAddr> = request
+            .addresses
+            .iter()
+            .copied()
+            .filter(|a| allowed.allows(*a))
+            .collect();
+        if self.discovered.0.get(pool) == Some(&proposed) {
+            return DiscoveryVerdict::Unchanged;
+        }
+        let mut sets = self.discovered.clone();
+        sets.0.insert(pool.clone(), proposed);
+        let (mut next, _, _) = journal::overlay(&self.base, &self.journal.entries);
+        sets.lay_over(&mut next);
+        let members = |config: &Config| -> BTreeSet<IpAddr> {
+            journal::find_pool(config, pool)
+                .map(|p| p.members().iter().map(|m| m.address.ip()).collect())
+                .unwrap_or_default()
+        };
+        let (before, after) = (members(&self.config), members(&next));
+        let added: Vec<IpAddr> = after.difference(&before).copied().collect();
+        let removed: Vec<IpAddr> = before.difference(&after).copied().collect();
+        let snapshot = self.snapshot.load_full();
+        let up_after = snapshot
+            .pools()
+            .filter(|p| &p.config.name == pool)
+            .flat_map(|p| &p.members)
+            .filter(|m| after.contains(&m.address.ip()) && m.status.health() == Health::Up)
+            .count();
+        if !removed.is_empty() && up_after == 0 {
+            warn!(%pool, ?removed, "discovered membership not applied: it would leave no member up");
+            return DiscoveryVerdict::WouldLeaveNoneUp { removed };
+        }
+        self.discovered = sets;
+        if added.is_empty() && removed.is_empty() {
+            // Addresses the pool had from the files or updates: nothing to probe or swap.
+            return DiscoveryVerdict::Applied { added, removed };
+        }
+        self.apply(next).await;
+        info!(%pool, added = %join(&added), removed = %join(&removed), members = self.applier.members(), "discovered membership applied");
+        DiscoveryVerdict::Applied { added, removed }
+    }
+
     /// Writes `changes` to the journal, durably, and returns the configuration they make;
     /// `None` (logged) when they cannot be journaled.
     fn journal_changes(&mut self, zone_name: &Name, changes: &[plan::Change]) -> Option<Config> {
@@ -239,6 +333,14 @@ impl<A: Apply> Writer<A> {
         self.journal.entries = kept;
         Some(next)
     }
+}
+
+fn join(addresses: &[IpAddr]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every zone whose content changed gets a serial above its previous one, whatever its file

@@ -365,6 +365,7 @@ mod tests {
                 domain: "api.k8s.example.com.".parse().unwrap(),
                 max_answers_follows_members: false,
             },
+            discover: None,
         })
         .expect("a valid pool");
         Pool::new(config, members)

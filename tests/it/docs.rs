@@ -297,6 +297,12 @@ fn tables() -> Vec<Table> {
             zone_file: "origin = \"k8s.example.com.\"\n[pool.api]\nmembers = [ { address = \"192.0.2.10\", bogus = 1 } ]\n",
             section: "### Member tables",
         },
+        Table {
+            name: "a pool's discover",
+            main_file: MAIN,
+            zone_file: "origin = \"k8s.example.com.\"\n[pool.api]\nmembers = [\"192.0.2.10\"]\ndiscover = { kubeconfig = \"k\", allow = [], bogus = 1 }\n",
+            section: "### `discover`: members from the cluster",
+        },
     ]
 }
 

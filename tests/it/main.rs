@@ -5,6 +5,7 @@
 mod blackhole;
 mod cli;
 mod cookies;
+mod discover;
 mod dns;
 mod docs;
 mod edns;

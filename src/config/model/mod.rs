@@ -8,9 +8,11 @@ use std::time::Duration;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::{Name, Record};
 
+mod discover;
 mod pool;
 mod probe;
 
+pub use discover::*;
 pub use pool::*;
 pub use probe::*;
 

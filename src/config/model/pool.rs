@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use hickory_proto::ProtoError;
 use hickory_proto::rr::Name;
 
+use super::discover::Discover;
 use super::probe::ProbeSettings;
 
 /// Default SRV weight: above 0, because HAProxy takes a server's weight from the SRV record
@@ -39,6 +40,8 @@ pub enum MemberSource {
     File,
     /// Added by an RFC 2136 update (kept in the journal).
     Update,
+    /// Proposed by the cluster's `default/kubernetes` EndpointSlice (kept in `state_dir`).
+    Discovered,
 }
 
 impl MemberSource {
@@ -46,6 +49,7 @@ impl MemberSource {
         match self {
             MemberSource::File => "file",
             MemberSource::Update => "update",
+            MemberSource::Discovered => "discovered",
         }
     }
 }
@@ -95,6 +99,7 @@ pub struct PoolParts {
     pub probe: ProbeSettings,
     pub drain: Vec<IpAddr>,
     pub new_member: NewMemberDefaults,
+    pub discover: Option<Discover>,
 }
 
 /// A pool whose parts do not hold together, or a change that would break a rule.
@@ -151,6 +156,8 @@ pub struct PoolConfig {
     pub srv_name: Name,
     pub all_down: AllDown,
     pub probe: ProbeSettings,
+    /// Members proposed by the cluster's EndpointSlice, when the pool discovers them.
+    pub discover: Option<Discover>,
     /// Members in configuration order, then in the order updates added them; never empty, no
     /// address twice.
     members: Vec<Member>,
@@ -203,6 +210,7 @@ impl PoolConfig {
             srv_name: parts.srv_name,
             all_down: parts.all_down,
             probe: parts.probe,
+            discover: parts.discover,
             members: parts.members,
             min_up: parts.min_up,
             max_answers,
@@ -328,6 +336,7 @@ mod tests {
                 domain: name("api.example.com."),
                 max_answers_follows_members: true,
             },
+            discover: None,
         }
     }
 

@@ -8,9 +8,11 @@
 //! - `records_file.rs`: static records (and the SOA) from an RFC 1035 master file;
 //! - `pools.rs`: pools, and the names they add to the zone;
 //! - `members.rs`: one pool member, and the names of members without one;
+//! - `discover.rs`: a pool's cluster discovery, and the kubeconfig it names;
 //! - `update_policy.rs`: who may send dynamic updates;
 //! - `transfer.rs`: who may transfer the zone, and whom to notify of changes.
 
+mod discover;
 mod members;
 mod names;
 mod pools;

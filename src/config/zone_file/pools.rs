@@ -8,6 +8,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use toml::Spanned;
 
 use super::MAX_TTL;
+use super::discover::parse_discover;
 use super::members::{MemberDefaults, parse_member, parse_member_entry};
 use super::names::parse_name;
 use crate::config::error::{ConfigError, Source};
@@ -71,6 +72,8 @@ fn parse_pool(
     let prefix = format!("pool.{}", key.get_ref());
     let pool = section.get_ref();
     let name = parse_name(source, key, origin, &prefix, true)?;
+    // Before the members' own check, so that a discovering pool with none is told why it needs one.
+    let discover = parse_discover(source, pool, &prefix)?;
     let new_member = new_member_defaults(source, pool, &prefix, origin, &name)?;
     let members = parse_members(source, pool, &prefix, origin, &new_member)?;
     let srv_name = srv_name(source, key, pool, &prefix, &name)?;
@@ -108,6 +111,7 @@ fn parse_pool(
         probe,
         drain,
         new_member,
+        discover,
     })
     .map_err(|error| source.error(key.span(), prefix, error))
 }
