@@ -232,6 +232,12 @@ impl RecordsFile {
             None
         } else if let Err(message) = servable_type(record_type) {
             Some(message.to_string())
+        } else if matches!(&record.data, RData::TXT(txt) if txt.txt_data.is_empty()) {
+            // hickory's parser reads `t TXT` as a TXT record without strings, whose empty RDATA
+            // no client can parse (RFC 1035 §3.3.14: one or more strings); BIND refuses it too.
+            Some(format!(
+                "{name} TXT has no strings; write \"\" for an empty one"
+            ))
         } else {
             long_string(&record.data).map(|length| {
                 format!(
@@ -427,6 +433,35 @@ mod tests {
             found("@ SOA a b ( 1 ; \"\n 2 3 4 5 )\nt TXT ( \"x\" )\n"),
             Some(3)
         );
+    }
+
+    /// Found by fuzzing (`config_records_file`, in its first minute); the input is a seed.
+    #[test]
+    fn a_txt_record_without_strings_is_refused() {
+        let directory =
+            std::env::temp_dir().join(format!("apidns-records-file-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("a temporary directory");
+        let head = "$TTL 300\n@ SOA ns1 h.example.com. 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.53\n";
+        std::fs::write(
+            directory.join("z.zone"),
+            format!("{head}t TXT \"\"\nu TXT\n"),
+        )
+        .expect("write the zone file");
+        let error = crate::config::parse_zone_text(
+            &directory.join("z.toml"),
+            "origin = \"k8s.example.com.\"\nrecords_file = \"z.zone\"\n",
+            &crate::config::ProbeSettings::default(),
+            1,
+        )
+        .expect_err("a TXT record without strings is refused");
+        std::fs::remove_dir_all(&directory).ok();
+        assert!(
+            error
+                .message
+                .contains("u.k8s.example.com. TXT has no strings"),
+            "{error}"
+        );
+        assert_eq!(error.position, Some((6, 1)), "{error}");
     }
 
     #[test]
