@@ -2,7 +2,7 @@
 # A new target goes here, in fuzz/Cargo.toml, and gets seeds in fuzz/seeds/<target>/.
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
-all_targets=(respond_udp respond_tcp tcp_framing config_main config_zone update journal http_admin)
+all_targets=(respond_udp respond_tcp tcp_framing config_main config_zone update journal http_admin config_records_file)
 
 # The committed seeds a target starts from.
 seeds_of() {
@@ -17,6 +17,7 @@ options_of() {
     case "$1" in
         respond_*) echo "-dict=dns.dict -max_len=4096" ;;
         tcp_framing) echo "-max_len=140000" ;;
+        config_records_file) echo "-dict=zone.dict -max_len=8192" ;;
         config_*) echo "-dict=config.dict -max_len=8192" ;;
         update) echo "-dict=dns.dict -max_len=4096" ;;
         journal) echo "-dict=journal.dict -max_len=8192" ;;

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use hickory_proto::serialize::txt::{ParseError, Parser};
 use toml::Spanned;
 
@@ -232,6 +233,16 @@ impl RecordsFile {
             None
         } else if let Err(message) = servable_type(record_type) {
             Some(message.to_string())
+        } else if matches!(&record.data, RData::TXT(txt) if txt.txt_data.is_empty()) {
+            // hickory's parser reads `t TXT` as a TXT record without strings, whose empty RDATA
+            // no client can parse (RFC 1035 §3.3.14: one or more strings); BIND refuses it too.
+            Some(format!(
+                "{name} TXT has no strings; write \"\" for an empty one"
+            ))
+        } else if let Some(error) = unreadable_on_the_wire(&record) {
+            Some(format!(
+                "{name} {record_type} would be served as data that does not parse ({error}); check its fields"
+            ))
         } else {
             long_string(&record.data).map(|length| {
                 format!(
@@ -303,6 +314,19 @@ fn parse(text: &str, path: &Path, origin: &Name) -> Result<Vec<Vec<Record>>, Par
             records
         })
         .collect())
+}
+
+/// Why `record` written in wire format does not read back, if it does not. hickory's parser
+/// accepts some data that its encoder writes and its decoder (and so a client) refuses, e.g. a
+/// CAA tag longer than 15 bytes (RFC 8659 §4.1); found by fuzzing.
+fn unreadable_on_the_wire(record: &Record) -> Option<String> {
+    let bytes = match record.to_bytes() {
+        Ok(bytes) => bytes,
+        Err(error) => return Some(error.to_string()),
+    };
+    Record::from_bytes(&bytes)
+        .err()
+        .map(|error| error.to_string())
 }
 
 /// One entry of a zone file: where it ends (a byte offset just past its last newline) and the
@@ -427,6 +451,62 @@ mod tests {
             found("@ SOA a b ( 1 ; \"\n 2 3 4 5 )\nt TXT ( \"x\" )\n"),
             Some(3)
         );
+    }
+
+    /// Found by fuzzing (`config_records_file`, in its first minute); the input is a seed.
+    #[test]
+    fn a_txt_record_without_strings_is_refused() {
+        let directory =
+            std::env::temp_dir().join(format!("apidns-records-file-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("a temporary directory");
+        let head = "$TTL 300\n@ SOA ns1 h.example.com. 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.53\n";
+        std::fs::write(
+            directory.join("z.zone"),
+            format!("{head}t TXT \"\"\nu TXT\n"),
+        )
+        .expect("write the zone file");
+        let error = crate::config::parse_zone_text(
+            &directory.join("z.toml"),
+            "origin = \"k8s.example.com.\"\nrecords_file = \"z.zone\"\n",
+            &crate::config::ProbeSettings::default(),
+            1,
+        )
+        .expect_err("a TXT record without strings is refused");
+        std::fs::remove_dir_all(&directory).ok();
+        assert!(
+            error
+                .message
+                .contains("u.k8s.example.com. TXT has no strings"),
+            "{error}"
+        );
+        assert_eq!(error.position, Some((6, 1)), "{error}");
+    }
+
+    /// Found by fuzzing (`config_records_file`, after 686,434 executions); the input is a seed.
+    #[test]
+    fn a_record_that_does_not_read_back_from_the_wire_is_refused() {
+        let directory =
+            std::env::temp_dir().join(format!("apidns-records-wire-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("a temporary directory");
+        let head = "$TTL 300\n@ SOA ns1 h.example.com. 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.53\n";
+        let text =
+            format!("{head}@ CAA 0 issue \"ca.example.net\"\n@ CAA 0 abcdefghijklmnop \"x\"\n");
+        std::fs::write(directory.join("z.zone"), text).expect("write the zone file");
+        let error = crate::config::parse_zone_text(
+            &directory.join("z.toml"),
+            "origin = \"k8s.example.com.\"\nrecords_file = \"z.zone\"\n",
+            &crate::config::ProbeSettings::default(),
+            1,
+        )
+        .expect_err("a CAA tag of 16 bytes is refused");
+        std::fs::remove_dir_all(&directory).ok();
+        assert!(
+            error
+                .message
+                .contains("CAA would be served as data that does not parse"),
+            "{error}"
+        );
+        assert_eq!(error.position, Some((6, 1)), "{error}");
     }
 
     #[test]
