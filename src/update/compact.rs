@@ -16,8 +16,9 @@
 //! The kept entries stay in their order, so the members that updates added keep theirs. The
 //! overlay also depends on the path in rare cases (`min_up` follows the fewest members the pool
 //! ever had; a removal of what is then the last member is refused), so the compacted journal
-//! is laid over the files and compared with the full one: when they differ, the full journal is
-//! written as it is. Serials are not in the journal (a zone's serial comes from its file, the
+//! is laid over the files and compared with the full one: when they differ, the members are
+//! compacted one at a time, and a member whose shorter path would change the result keeps all
+//! its entries. Serials are not in the journal (a zone's serial comes from its file, the
 //! configuration in force and the transfer history), so compaction cannot move them.
 
 use std::collections::HashMap;
@@ -29,24 +30,55 @@ use tracing::debug;
 use super::journal::{Entry, Operation, overlay};
 use crate::config::Config;
 
-/// The fewest entries of `entries` (all applying to `base`) that lay the same configuration
-/// over `base`; `entries` itself when compaction would change the result.
+/// The entries of `entries` (all applying to `base`) that still matter: a shorter journal that
+/// lays the same configuration over `base`.
 pub fn compact(base: &Config, entries: &[Entry]) -> Vec<Entry> {
-    let candidate = by_member(entries);
-    if candidate.len() == entries.len() {
+    let decisive = decisive(entries);
+    if decisive.iter().all(|keep| *keep) {
         return entries.to_vec();
     }
-    let (full, _, _) = overlay(base, entries);
-    let (compacted, kept, superseded) = overlay(base, &candidate);
-    if compacted.zones == full.zones && superseded.is_empty() && kept.len() == candidate.len() {
-        candidate
-    } else {
-        debug!(
-            entries = entries.len(),
-            "journal not compacted: the shorter journal would not give the same configuration"
-        );
-        entries.to_vec()
+    let (target, _, _) = overlay(base, entries);
+    let same = |candidate: &[Entry]| {
+        let (config, kept, superseded) = overlay(base, candidate);
+        config.zones == target.zones && superseded.is_empty() && kept.len() == candidate.len()
+    };
+    let all = select(entries, &decisive);
+    if same(&all) {
+        return all;
     }
+    // The path matters for some member (see the module's documentation): cut member by
+    // member, keeping each cut that changes nothing, so that the others are still compacted.
+    let mut keep = vec![true; entries.len()];
+    let mut members: Vec<(&Name, IpAddr)> = Vec::new();
+    for (entry, decisive) in entries.iter().zip(&decisive) {
+        let member = (&entry.pool, entry.address);
+        if !decisive && !members.contains(&member) {
+            members.push(member);
+        }
+    }
+    for member in members {
+        let mut trial = keep.clone();
+        for ((keep, entry), decisive) in trial.iter_mut().zip(entries).zip(&decisive) {
+            if (&entry.pool, entry.address) == member && !decisive {
+                *keep = false;
+            }
+        }
+        if same(&select(entries, &trial)) {
+            keep = trial;
+        } else {
+            debug!(pool = %member.0, address = %member.1, "journal entries of this member kept in full: a shorter path would not give the same configuration");
+        }
+    }
+    select(entries, &keep)
+}
+
+fn select(entries: &[Entry], keep: &[bool]) -> Vec<Entry> {
+    entries
+        .iter()
+        .zip(keep)
+        .filter(|(_, keep)| **keep)
+        .map(|(entry, _)| entry.clone())
+        .collect()
 }
 
 /// What the entries of one member did.
@@ -59,9 +91,9 @@ struct MemberHistory {
     last_remove: Option<usize>,
 }
 
-/// The entries that decide where each member ends up (see the module's table), in order.
-/// Assumes every entry applied; [`compact`] checks the result.
-pub fn by_member(entries: &[Entry]) -> Vec<Entry> {
+/// For each entry, whether it decides where its member ends up (see the module's table),
+/// assuming every entry applied; [`compact`] checks the result.
+fn decisive(entries: &[Entry]) -> Vec<bool> {
     let mut histories: HashMap<(&Name, IpAddr), MemberHistory> = HashMap::new();
     for (index, entry) in entries.iter().enumerate() {
         let history = histories
@@ -92,11 +124,11 @@ pub fn by_member(entries: &[Entry]) -> Vec<Entry> {
     entries
         .iter()
         .enumerate()
-        .filter(|(index, entry)| {
+        .map(|(index, entry)| {
             let Some(history) = histories.get(&(&entry.pool, entry.address)) else {
                 return true;
             };
-            let index = Some(*index);
+            let index = Some(index);
             match (history.file_listed, history.present) {
                 (None, _) => true,
                 (Some(false), false) => false,
@@ -108,7 +140,6 @@ pub fn by_member(entries: &[Entry]) -> Vec<Entry> {
                 }
             }
         })
-        .map(|(_, entry)| entry.clone())
         .collect()
 }
 
@@ -205,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn the_full_journal_is_kept_when_the_path_matters() {
+    fn the_configuration_is_kept_when_the_path_matters() {
         // min_up follows the fewest members the pool had: here 1, after the removal of 11,
         // while 13 (added, later removed) was not there yet. Without 13's entries the pool
         // would have had 2 members at the least.
@@ -221,6 +252,34 @@ mod tests {
             overlay(&base, &compacted).0.zones,
             overlay(&base, &journal).0.zones
         );
+    }
+
+    #[test]
+    fn a_member_whose_path_matters_does_not_stop_the_others_from_being_compacted() {
+        // The file lists one member, 10. Its removal applied only because 11 was there then:
+        // without 11's entries it would be refused, so they stay; 12's do not.
+        let base = base(&BTreeSet::from([0]), &BTreeSet::new(), 0);
+        let mut journal = vec![
+            entry(Operation::Add, 1, false, 1),
+            entry(Operation::Remove, 0, true, 2),
+            entry(Operation::Add, 0, true, 3),
+            entry(Operation::Remove, 1, false, 4),
+        ];
+        for at in 5..45 {
+            let operation = if at % 2 == 0 {
+                Operation::Remove
+            } else {
+                Operation::Add
+            };
+            journal.push(entry(operation, 2, false, at));
+            let compacted = compact(&base, &journal);
+            assert_eq!(
+                overlay(&base, &compacted).0.zones,
+                overlay(&base, &journal).0.zones
+            );
+            journal = compacted;
+            assert!(journal.len() <= 5, "{journal:?}");
+        }
     }
 
     /// Each pool's members, drained members and `max_answers`.
