@@ -3,9 +3,11 @@
 //! The server's edge sends every UPDATE message here, through an [`UpdateDoor`]: [`tsig`]
 //! checks the header and the signature on the listener, without waiting; a signed update then
 //! goes to the one [`writer`], which checks prerequisites and policy ([`plan`]), writes the
-//! journal ([`journal`]) and puts the next configuration in force. The listener awaits the
-//! writer's verdict and answers, signed, only once the change is on disk.
+//! journal ([`journal`], cut down to the entries that matter by [`compact`]) and puts the next
+//! configuration in force. The listener awaits the writer's verdict and answers, signed, only
+//! once the change is on disk.
 
+mod compact;
 pub mod journal;
 mod plan;
 pub mod tsig;

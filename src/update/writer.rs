@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::journal::{self, Entry, Journal};
-use super::{KeyRing, plan};
+use super::{KeyRing, compact, plan};
 use crate::config::{Config, DiscoveredSets, DiscoveryVerdict, TsigKey, ZoneConfig};
 use crate::zone::{Health, Snapshot};
 
@@ -326,6 +326,8 @@ impl<A: Apply> Writer<A> {
             error!(zone = %zone_name, ?superseded, "update not applied: it does not apply to the zone files");
             return None;
         }
+        // The fewest entries that give `next`: the journal does not grow with every update.
+        let kept = compact::compact(&self.base, &kept);
         if let Err(error) = journal::write(&path, &kept) {
             error!(journal = %path.display(), %error, "update not applied: cannot write the journal");
             return None;

@@ -484,3 +484,52 @@ fn queries_are_answered_while_an_update_waits_for_its_probe() {
     assert_eq!(a_sorted(server.addr(), API), ["127.0.0.46"]);
     drop((first, hole));
 }
+
+#[test]
+#[cfg_attr(
+    not(apidns_has_nsupdate),
+    ignore = "needs nsupdate: apt-get install bind9-dnsutils, then cargo test --test it update::"
+)]
+fn a_member_added_and_removed_in_turn_leaves_a_short_journal() {
+    let port = free_port();
+    let _first = Backend::start_at(SocketAddr::new(ip("127.0.0.51"), port));
+    let _second = Backend::start_at(SocketAddr::new(ip("127.0.0.52"), port));
+    let state = TempDir::new("update-compact");
+    let server = start(&state, port, "127.0.0.51");
+    let entries = |state: &TempDir| {
+        journal(state)
+            .lines()
+            .filter(|line| line.starts_with("add ") || line.starts_with("remove "))
+            .count()
+    };
+    // 50 updates, as the soak sends them, then one more add: the journal holds what makes the
+    // pool differ from the file, never the history.
+    for round in 0..51 {
+        let operation = if round % 2 == 0 { "add" } else { "delete" };
+        let (ok, output) = nsupdate(
+            server.addr(),
+            Some(&good_key()),
+            false,
+            &format!("zone k8s.example.com\nupdate {operation} api.k8s.example.com 5 A 127.0.0.52"),
+        );
+        assert!(ok, "update {round} ({operation}): {output}");
+        assert!(
+            entries(&state) <= 1,
+            "after update {round}: {}",
+            journal(&state)
+        );
+    }
+    let text = journal(&state);
+    assert!(
+        text.contains("add api.k8s.example.com. 127.0.0.52 file=absent")
+            && text.ends_with("end 1\n"),
+        "{text}"
+    );
+    assert_eq!(a_sorted(server.addr(), API), ["127.0.0.51", "127.0.0.52"]);
+    server.signal("KILL");
+    drop(server);
+
+    let server = start(&state, port, "127.0.0.51");
+    assert_eq!(a_sorted(server.addr(), API), ["127.0.0.51", "127.0.0.52"]);
+    assert_eq!(entries(&state), 1);
+}

@@ -188,6 +188,9 @@ fn parse_members(
     };
     let mut members: Vec<Member> = Vec::with_capacity(pool.members.get_ref().len());
     let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+    // By name (lower case) and address family: a scan of the members before each one made a
+    // pool of thousands of members take seconds to load.
+    let mut names: HashMap<(Name, bool), usize> = HashMap::new();
     for (index, entry) in pool.members.get_ref().iter().enumerate() {
         let field = format!("{prefix}.members[{index}]");
         let member = parse_member_entry(source, entry, &field, &defaults)?;
@@ -202,10 +205,8 @@ fn parse_members(
             ));
         }
         // One name may carry an IPv4 and an IPv6 address (a dual-stack node), never two of a kind.
-        if let Some(other) = members
-            .iter()
-            .position(|m| m.host == member.host && m.address.is_ipv4() == member.address.is_ipv4())
-        {
+        let name = (member.host.to_lowercase(), member.address.is_ipv4());
+        if let Some(&other) = names.get(&name) {
             return Err(source.error(
                 entry.span(),
                 field,
@@ -215,6 +216,7 @@ fn parse_members(
                 ),
             ));
         }
+        names.insert(name, index);
         members.push(member);
     }
     let addresses: HashSet<IpAddr> = members.iter().map(|m| m.address.ip()).collect();
@@ -311,10 +313,11 @@ fn drain(
     let Some(list) = &pool.drain else {
         return Ok(Vec::new());
     };
+    let addresses: HashSet<IpAddr> = members.iter().map(|m| m.address.ip()).collect();
     let mut drain = Vec::new();
     for (index, entry) in list.get_ref().iter().enumerate() {
         let address = parse_member(entry.get_ref(), port)
-            .filter(|address| members.iter().any(|m| m.address.ip() == address.ip()))
+            .filter(|address| addresses.contains(&address.ip()))
             .ok_or_else(|| {
                 source.error(
                     entry.span(),
