@@ -323,6 +323,52 @@ fn discovery_goes_through_another_member_when_its_member_stops() {
 }
 
 #[test]
+fn discovery_leaves_a_member_that_hangs_within_seconds() {
+    let mut cluster = Cluster::new(&[11, 12, 13]);
+    let state = TempDir::new("discover-state");
+    let server = TestServer::start(spec(&cluster, &state, Auth::Token));
+    assert!(answers(&server, &[11, 12, 13]));
+    assert!(eventually(LIMIT, || discover_status(&server)["connected"] == true));
+    let through: SocketAddr = discover_status(&server)["through"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("through a member");
+    let frozen = cluster
+        .servers
+        .iter()
+        .find(|(_, api)| api.addr() == through)
+        .map(|(_, api)| api)
+        .expect("the member it goes through");
+    // It accepts connections and answers nothing: its TCP probes still pass.
+    let since = std::time::Instant::now();
+    frozen.freeze(true);
+    let moved = wait_until(LIMIT, || {
+        let status = discover_status(&server);
+        status["connected"] == true && status["through"] != through.to_string()
+    });
+    let status = discover_status(&server);
+    // Well within the watcher's own idle timeout (65 s).
+    assert!(
+        moved.is_some_and(|took| took < Duration::from_secs(20)),
+        "{status} after {:?}: {:#?}",
+        since.elapsed(),
+        server.logs()
+    );
+    assert!(
+        status["last_error"].to_string().contains("hangs"),
+        "{status}"
+    );
+    // And it follows the slice through the other member.
+    cluster.start(14);
+    cluster.set(&[11, 12, 13, 14]);
+    assert!(
+        answers(&server, &[11, 12, 13, 14]),
+        "{:?}",
+        answered(&server)
+    );
+}
+
+#[test]
 fn an_unreachable_cluster_keeps_the_last_membership_also_across_a_restart() {
     let mut cluster = Cluster::new(&[11, 12, 13]);
     let state = TempDir::new("discover-state");
