@@ -9,12 +9,13 @@
 //! slice, and times: the watch event seen (the address in /status `proposed`), its first
 //! passing probe (the member in /status with a passing result), and the name answering it;
 //! then removes it and times the event and its leaving the answers. Probes are the defaults
-//! (TCP, interval 1s, timeout 500ms, rise 2, fall 2). Every step is timed by polling /status
-//! and the DNS name every 5ms from `set_addresses`, so each figure is an upper bound by the
-//! time of one poll. Figures, not pass/fail checks.
+//! (TCP, interval 1s, timeout 500ms, rise 2, fall 2). /status and the DNS name are polled every
+//! 5ms from `set_addresses`; the event and the probe are timed by the server's own clock
+//! (/status `last_event`, the member's `last_probe`), the answers by the poll that first saw
+//! them, an upper bound by the time of one poll. Figures, not pass/fail checks.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use testkit::kube_api::{ApiServer, Auth, KubeCluster};
 use testkit::*;
@@ -47,9 +48,16 @@ struct Figures {
 /// What one poll saw of the joiner.
 struct Seen {
     proposed: bool,
+    /// When the watch last had an event (server clock).
+    last_event: Option<SystemTime>,
     probed_ok: bool,
+    /// When its first passing probe ended (server clock), if the one seen is the first.
+    first_probe: Option<SystemTime>,
     answered: bool,
 }
+
+/// A step seen in a poll: whether it happened, and when by the server's clock if it says.
+type Step = (bool, Option<SystemTime>);
 
 fn main() {
     let trials: usize = std::env::var("TRIALS")
@@ -101,20 +109,24 @@ fn main() {
             break;
         }
         std::thread::sleep(INTERVAL.mul_f64(rand_unit()));
-        let changed = Instant::now();
+        let changed = (Instant::now(), SystemTime::now());
         cluster.set_addresses(&with_joiner);
         let [event, probe, answered] = times(&server, &joiner, changed, |seen| {
-            [seen.proposed, seen.probed_ok, seen.answered]
+            [
+                (seen.proposed, seen.last_event),
+                (seen.probed_ok, seen.first_probe),
+                (seen.answered, None),
+            ]
         });
         figures.joined_event.push(event);
         figures.joined_probe.push(probe);
         figures.joined_answered.push(answered);
 
         std::thread::sleep(INTERVAL.mul_f64(rand_unit()));
-        let changed = Instant::now();
+        let changed = (Instant::now(), SystemTime::now());
         cluster.set_addresses(&member_ips);
         let [event, gone] = times(&server, &joiner, changed, |seen| {
-            [!seen.proposed, !seen.answered]
+            [(!seen.proposed, seen.last_event), (!seen.answered, None)]
         });
         figures.removed_event.push(event);
         figures.removed_gone.push(gone);
@@ -144,21 +156,23 @@ fn main() {
     );
 }
 
-/// Polls until every condition `done` makes of a poll has held once; returns, per condition,
-/// the time from `since` to the first poll where it held.
+/// Polls until every step `done` makes of a poll has happened; returns, per step, the time
+/// from `since` to when it happened: by the server's clock when it says, else the first poll
+/// that saw it.
 fn times<const N: usize>(
     server: &TestServer,
     joiner: &str,
-    since: Instant,
-    done: impl Fn(&Seen) -> [bool; N],
+    since: (Instant, SystemTime),
+    done: impl Fn(&Seen) -> [Step; N],
 ) -> [Duration; N] {
     let mut first: [Option<Duration>; N] = [None; N];
     loop {
         let seen = look(server, joiner);
-        let elapsed = since.elapsed();
-        for (slot, holds) in first.iter_mut().zip(done(&seen)) {
-            if holds && slot.is_none() {
-                *slot = Some(elapsed);
+        let elapsed = since.0.elapsed();
+        for (slot, (happened, at)) in first.iter_mut().zip(done(&seen)) {
+            if happened && slot.is_none() {
+                let by_server = at.and_then(|at| at.duration_since(since.1).ok());
+                *slot = Some(by_server.unwrap_or(elapsed));
             }
         }
         if first.iter().all(Option::is_some) {
@@ -177,17 +191,29 @@ fn look(server: &TestServer, joiner: &str) -> Seen {
     let proposed = pool["discover"]["proposed"]
         .as_array()
         .is_some_and(|list| list.iter().any(|a| a == joiner));
-    let probed_ok = pool["members"].as_array().is_some_and(|members| {
-        members
-            .iter()
-            .any(|m| m["address"] == joiner && m["last_result"] == "ok")
-    });
+    let member = pool["members"]
+        .as_array()
+        .and_then(|members| members.iter().find(|m| m["address"] == joiner));
+    let probed_ok = member.is_some_and(|m| m["last_result"] == "ok");
+    let first_probe = member
+        .filter(|m| m["consecutive_successes"] == 1)
+        .and_then(|m| unix(&m["last_probe"]));
     let answered = a_sorted(server.addr(), API).iter().any(|a| a == joiner);
     Seen {
         proposed,
+        last_event: unix(&pool["discover"]["last_event"]),
         probed_ok,
+        first_probe,
         answered,
     }
+}
+
+/// A /status time (seconds since the epoch, fractional).
+fn unix(value: &serde_json::Value) -> Option<SystemTime> {
+    value
+        .as_f64()
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .map(|since_epoch| SystemTime::UNIX_EPOCH + since_epoch)
 }
 
 fn summary(samples: &[Duration]) -> String {
