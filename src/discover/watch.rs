@@ -37,6 +37,14 @@ const RETRY_REFUSED: Duration = Duration::from_secs(5);
 /// How often the watch looks at the probes of the member it goes through: a hung member (no
 /// reset, no reply) is seen by its probes long before the watcher's idle timeout.
 const CHECK_MEMBER: Duration = Duration::from_millis(500);
+/// A watch silent this long has the member answer a small request (`/version`) within
+/// `ANSWER_WITHIN`, or the member counts as hung and the watch moves on: a member that accepts
+/// connections but answers nothing passes TCP probes, and the watcher alone would wait out its
+/// idle timeout (`WATCH_TIMEOUT_SECONDS` + 5 s). A per-read timeout on the client
+/// (`read_timeout`) cannot tell it apart from a quiet watch, which a real API server leaves
+/// without a byte for up to a minute between bookmarks.
+const SILENCE_BEFORE_CHECK: Duration = Duration::from_secs(5);
+const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 /// Each watch request asks the server to end it after this long (kube-rs re-watches from the
 /// last resourceVersion); the watcher gives up on a silent stream 5 s after it.
 const WATCH_TIMEOUT_SECONDS: u32 = 60;
@@ -157,7 +165,7 @@ async fn watch_through<P: Propose>(
             return Ended::Failed { listed: false };
         }
     };
-    let api: Api<EndpointSlice> = Api::namespaced(client, "default");
+    let api: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     let config = watcher::Config::default()
         .labels(LABEL_SELECTOR)
         .timeout(WATCH_TIMEOUT_SECONDS);
@@ -166,6 +174,7 @@ async fn watch_through<P: Propose>(
     let mut check = tokio::time::interval(CHECK_MEMBER);
     let mut listed = false;
     let mut errors_in_a_row = 0;
+    let mut heard = tokio::time::Instant::now();
     loop {
         let item = tokio::select! {
             item = stream.next() => item,
@@ -181,10 +190,30 @@ async fn watch_through<P: Propose>(
                     shared.status.update(pool, |state| state.connected = false);
                     return Ended::Failed { listed };
                 }
+                if heard.elapsed() >= SILENCE_BEFORE_CHECK {
+                    tokio::select! {
+                        answered = tokio::time::timeout(ANSWER_WITHIN, client.apiserver_version()) => {
+                            // An answer, even an error status, says the member is not hung;
+                            // no answer in time, or no connection, says it is.
+                            let hung = match answered {
+                                Err(_) => Some(format!("no answer to /version within {ANSWER_WITHIN:?}")),
+                                Ok(Ok(_) | Err(kube::Error::Api(_))) => None,
+                                Ok(Err(error)) => Some(format!("/version: {error}")),
+                            };
+                            if let Some(why) = hung {
+                                record_error(shared, pool, through, &format!("{why}: the member hangs"));
+                                return Ended::Failed { listed };
+                            }
+                            heard = tokio::time::Instant::now();
+                        }
+                        () = stop.cancelled() => return Ended::Stopped,
+                    }
+                }
                 continue;
             }
             () = stop.cancelled() => return Ended::Stopped,
         };
+        heard = tokio::time::Instant::now();
         match item {
             None => return Ended::Failed { listed },
             Some(Ok(event)) => {

@@ -371,7 +371,16 @@ fn serial_greater(a: u32, b: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::config::{
+        Cidr, ClusterAccess, Credentials, Discover, parse_main_text, parse_zone_text,
+    };
+    use crate::zone::MemberStatus;
 
     #[test]
     fn serial_arithmetic_wraps() {
@@ -379,5 +388,202 @@ mod tests {
         assert!(!serial_greater(1, 1));
         assert!(!serial_greater(1, 2));
         assert!(serial_greater(0, u32::MAX));
+    }
+
+    const ZONE: &str = r#"
+origin = "k8s.example.com."
+records = [{ name = "@", type = "NS", value = "ns1" }, { name = "ns1", type = "A", value = "192.0.2.53" }]
+[soa]
+mname = "ns1"
+rname = "hostmaster.k8s.example.com."
+serial = 1
+[pool.api]
+members = ["192.0.2.10", "192.0.2.11"]
+"#;
+
+    /// Health cells by address, shared by every snapshot the fake daemon builds: a test sets a
+    /// member's health as its prober would.
+    #[derive(Clone, Default)]
+    struct Probers(Arc<Mutex<HashMap<IpAddr, Arc<MemberStatus>>>>);
+
+    impl Probers {
+        /// The member's cell; a new member starts with `first_probe`, as if its first probe ran.
+        fn status(&self, address: SocketAddr, first_probe: Health) -> Arc<MemberStatus> {
+            let mut cells = self.0.lock().expect("not poisoned");
+            cells
+                .entry(address.ip())
+                .or_insert_with(|| Arc::new(MemberStatus::new(first_probe)))
+                .clone()
+        }
+
+        fn set(&self, address: &str, health: Health) {
+            let address: IpAddr = address.parse().expect("an address");
+            let cells = self.0.lock().expect("not poisoned");
+            cells.get(&address).expect("a probed member").set(health);
+        }
+    }
+
+    /// The daemon's part: builds and swaps the snapshot; a new member's first probe gives
+    /// `first_probe`.
+    struct FakeDaemon {
+        probers: Probers,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        first_probe: Arc<Mutex<Health>>,
+        applied: Arc<Mutex<usize>>,
+    }
+
+    impl Apply for FakeDaemon {
+        async fn apply(&mut self, next: &Config) {
+            let first_probe = *self.first_probe.lock().expect("not poisoned");
+            let probers = self.probers.clone();
+            self.snapshot
+                .store(Arc::new(Snapshot::build(next, |_, member| {
+                    probers.status(member, first_probe)
+                })));
+            *self.applied.lock().expect("not poisoned") += 1;
+        }
+
+        fn members(&self) -> usize {
+            self.probers.0.lock().expect("not poisoned").len()
+        }
+    }
+
+    fn config() -> Config {
+        let path = Path::new("/etc/apidns/apidns.toml");
+        let (server, probe) =
+            parse_main_text(path, "[server]\nlisten = [\"127.0.0.1:53\"]\n").expect("main");
+        let mut zone = parse_zone_text(Path::new("zones/k8s.toml"), ZONE, &probe, 1).expect("zone");
+        zone.pools[0].discover = Some(Discover {
+            kubeconfig: "discover.kubeconfig".into(),
+            allow: vec!["192.0.2.0/24".parse::<Cidr>().expect("a network")],
+            access: ClusterAccess {
+                server: "https://api.k8s.example.com:6443".to_string(),
+                server_name: "api.k8s.example.com".to_string(),
+                port: 6443,
+                ca_pem: Vec::new(),
+                credentials: Credentials::Token("token".to_string()),
+            },
+        });
+        Config {
+            path: path.to_path_buf(),
+            server,
+            probe,
+            zones: vec![zone],
+        }
+    }
+
+    fn pool_name() -> Name {
+        Name::from_ascii("api.k8s.example.com.").expect("a name")
+    }
+
+    fn proposal(addresses: &[&str]) -> Discovered {
+        Discovered {
+            pool: pool_name(),
+            addresses: addresses
+                .iter()
+                .map(|a| a.parse().expect("an address"))
+                .collect(),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn members_in_force(writer: &Writer<FakeDaemon>) -> Vec<String> {
+        journal::find_pool(&writer.config, &pool_name())
+            .map(|pool| {
+                pool.members()
+                    .iter()
+                    .map(|m| m.address.ip().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn addresses(list: &[&str]) -> Vec<IpAddr> {
+        list.iter()
+            .map(|a| a.parse().expect("an address"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_discovered_change_that_would_leave_no_member_up_is_not_applied() {
+        let config = config();
+        let probers = Probers::default();
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::build(
+            &config,
+            |_, member| probers.status(member, Health::Down),
+        )));
+        let first_probe = Arc::new(Mutex::new(Health::Up));
+        let applied = Arc::new(Mutex::new(0));
+        let daemon = FakeDaemon {
+            probers: probers.clone(),
+            snapshot: snapshot.clone(),
+            first_probe: first_probe.clone(),
+            applied: applied.clone(),
+        };
+        let mut writer = Writer::new(
+            daemon,
+            config.clone(),
+            config,
+            Journal::default(),
+            snapshot,
+            KeyRing::new(Vec::new()),
+            Gauge::default(),
+        );
+        let applies = || *applied.lock().expect("not poisoned");
+
+        // Both bootstrap members down; the cluster adds .12, whose first probe passes: it is
+        // the one member up.
+        assert_eq!(
+            writer.discovered(&proposal(&["192.0.2.12"])).await,
+            DiscoveryVerdict::Applied {
+                added: addresses(&["192.0.2.12"]),
+                removed: Vec::new()
+            }
+        );
+        assert_eq!(
+            members_in_force(&writer),
+            ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+        );
+        assert_eq!(applies(), 1);
+
+        // The slice moves to .13 only (not probed yet, so not up): dropping .12 would leave no
+        // member up. Nothing changes, not even the set kept for the next configuration.
+        *first_probe.lock().expect("not poisoned") = Health::Down;
+        let moved = ["192.0.2.13"];
+        assert_eq!(
+            writer.discovered(&proposal(&moved)).await,
+            DiscoveryVerdict::WouldLeaveNoneUp {
+                removed: addresses(&["192.0.2.12"])
+            }
+        );
+        assert_eq!(
+            members_in_force(&writer),
+            ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+        );
+        assert_eq!(applies(), 1, "nothing put in force");
+        assert_eq!(
+            writer.discovered.0.get(&pool_name()),
+            Some(&addresses(&["192.0.2.12"]).into_iter().collect())
+        );
+        // Asked again, it is refused again (not taken as the set already applied).
+        assert!(matches!(
+            writer.discovered(&proposal(&moved)).await,
+            DiscoveryVerdict::WouldLeaveNoneUp { .. }
+        ));
+
+        // Once a bootstrap member is up again, the same change leaves a member up: applied.
+        probers.set("192.0.2.10", Health::Up);
+        assert_eq!(
+            writer.discovered(&proposal(&moved)).await,
+            DiscoveryVerdict::Applied {
+                added: addresses(&["192.0.2.13"]),
+                removed: addresses(&["192.0.2.12"])
+            }
+        );
+        assert_eq!(
+            members_in_force(&writer),
+            ["192.0.2.10", "192.0.2.11", "192.0.2.13"]
+        );
+        assert_eq!(applies(), 2);
     }
 }

@@ -233,6 +233,65 @@ fn an_address_outside_allow_is_never_answered_and_an_empty_slice_changes_nothing
 }
 
 #[test]
+fn a_change_that_would_leave_no_member_up_is_not_applied() {
+    let mut cluster = Cluster::new(&[11, 12, 13]);
+    let state = TempDir::new("discover-state");
+    let server = TestServer::start(spec(&cluster, &state, Auth::Token));
+    assert!(answers(&server, &[11, 12, 13]), "{:?}", answered(&server));
+    let before = member_list(&[(11, "file"), (12, "file"), (13, "discovered")]);
+    assert_eq!(members(&server), before);
+
+    // The bootstrap members go down: the discovered one is the only member up, and the one
+    // way left to the cluster.
+    cluster.stop(11);
+    cluster.stop(12);
+    assert!(answers(&server, &[13]), "{:?}", answered(&server));
+    let through_13 = SocketAddr::new(ip(13), cluster.port).to_string();
+    assert!(
+        eventually(LIMIT, || {
+            let status = discover_status(&server);
+            status["connected"] == true && status["through"] == through_13.as_str()
+        }),
+        "{}",
+        discover_status(&server)
+    );
+
+    // The slice moves to two addresses where nothing listens and drops the member that is up.
+    let applied = || counter(&server, "discover_applied", &format!("pool=\"{POOL}.\""));
+    let applied_before = applied();
+    cluster.set(&[14, 15]);
+    let refused = format!("pool=\"{POOL}.\",reason=\"no_member_up\"");
+    assert!(
+        eventually(LIMIT, || counter(&server, "discover_refused", &refused)
+            >= 1.0),
+        "{}",
+        discover_status(&server)
+    );
+    let status = discover_status(&server);
+    assert_eq!(
+        status["proposed"],
+        serde_json::json!(["127.0.0.14", "127.0.0.15"]),
+        "{status}"
+    );
+    let refusal = status["last_refused"].to_string();
+    assert!(
+        refusal.contains("127.0.0.13") && refusal.contains("no member up"),
+        "{status}"
+    );
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|line| line.contains("would leave no member up")),
+        "logged"
+    );
+    // The last good membership stays, and its member that is up is still answered.
+    assert_eq!(members(&server), before);
+    assert!(answers(&server, &[13]), "{:?}", answered(&server));
+    assert_eq!(applied(), applied_before, "nothing applied");
+}
+
+#[test]
 fn discovery_goes_through_another_member_when_its_member_stops() {
     let mut cluster = Cluster::new(&[11, 12, 13]);
     let state = TempDir::new("discover-state");
@@ -261,6 +320,52 @@ fn discovery_goes_through_another_member_when_its_member_stops() {
     lasts.retain(|l| *l != v4.octets()[3]);
     cluster.set(&[11, 12, 13, 14]);
     assert!(answers(&server, &lasts), "{:?}", answered(&server));
+}
+
+#[test]
+fn discovery_leaves_a_member_that_hangs_within_seconds() {
+    let mut cluster = Cluster::new(&[11, 12, 13]);
+    let state = TempDir::new("discover-state");
+    let server = TestServer::start(spec(&cluster, &state, Auth::Token));
+    assert!(answers(&server, &[11, 12, 13]));
+    assert!(eventually(LIMIT, || discover_status(&server)["connected"] == true));
+    let through: SocketAddr = discover_status(&server)["through"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("through a member");
+    let frozen = cluster
+        .servers
+        .iter()
+        .find(|(_, api)| api.addr() == through)
+        .map(|(_, api)| api)
+        .expect("the member it goes through");
+    // It accepts connections and answers nothing: its TCP probes still pass.
+    let since = std::time::Instant::now();
+    frozen.freeze(true);
+    let moved = wait_until(LIMIT, || {
+        let status = discover_status(&server);
+        status["connected"] == true && status["through"] != through.to_string()
+    });
+    let status = discover_status(&server);
+    // Well within the watcher's own idle timeout (65 s).
+    assert!(
+        moved.is_some_and(|took| took < Duration::from_secs(20)),
+        "{status} after {:?}: {:#?}",
+        since.elapsed(),
+        server.logs()
+    );
+    assert!(
+        status["last_error"].to_string().contains("hangs"),
+        "{status}"
+    );
+    // And it follows the slice through the other member.
+    cluster.start(14);
+    cluster.set(&[11, 12, 13, 14]);
+    assert!(
+        answers(&server, &[11, 12, 13, 14]),
+        "{:?}",
+        answered(&server)
+    );
 }
 
 #[test]
