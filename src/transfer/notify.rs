@@ -245,6 +245,12 @@ pub fn acknowledged(
     if reply.len() < 12 || reply[..2] != id.to_be_bytes() {
         return Err("not a response to this NOTIFY");
     }
+    // Parsed first: hickory's TSIG verifier adds the header's answer and authority counts
+    // without checking, which panics (debug) or wraps (release) on counts a message that parses
+    // cannot have.
+    if Message::from_vec(reply).is_err() {
+        return Err("not a DNS message");
+    }
     let Ok(response) = verifier.verify(reply) else {
         return Err("its signature does not verify");
     };
@@ -351,5 +357,22 @@ mod tests {
             acknowledged(&answer, 7, &mut verifier),
             Ok(ResponseCode::NoError)
         );
+    }
+
+    // Found by the notify_reply fuzz target: a header claiming 0x6100 answers and 0xff00
+    // authority records (a sum above 65,535) panicked inside hickory's TSIG verifier.
+    #[test]
+    fn counts_that_overflow_are_no_acknowledgement() {
+        let key = TsigKey {
+            name: Name::from_ascii("xfr-key.").unwrap(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: b"secret-secret-secret-secret12345".to_vec(),
+        };
+        let (_, mut verifier) = signed_notify(&key, 0x4e4f);
+        let reply = [
+            0x4e, 0x4f, 0xa4, 0x00, 0x00, 0x00, 0x61, 0x00, 0xff, 0x00, 0x01, 0x00, 0x78, 0x61,
+            0x6d, 0x70, 0xc0, 0x0c, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00, 0x06, 0x00, 0x01,
+        ];
+        assert!(acknowledged(&reply, 0x4e4f, &mut verifier).is_err());
     }
 }
