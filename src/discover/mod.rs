@@ -13,7 +13,7 @@
 //! that carries a proposal to the writer.
 
 mod connect;
-mod slice;
+pub mod slice;
 pub mod state;
 mod status;
 mod watch;

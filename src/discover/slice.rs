@@ -7,6 +7,8 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use crate::config::Cidr;
+
 /// The ready addresses of `slices`, and the address texts that are not IP addresses (an FQDN
 /// slice), which are reported rather than silently dropped.
 pub fn ready_addresses<'a>(
@@ -35,6 +37,17 @@ pub fn ready_addresses<'a>(
         }
     }
     (addresses, unusable)
+}
+
+/// `addresses` split into those inside one of the `allow` networks (which may become members)
+/// and those outside (reported and ignored).
+pub fn split_by_allow(
+    addresses: BTreeSet<IpAddr>,
+    allow: &[Cidr],
+) -> (BTreeSet<IpAddr>, BTreeSet<IpAddr>) {
+    addresses
+        .into_iter()
+        .partition(|address| allow.iter().any(|network| network.contains(*address)))
 }
 
 /// The slices seen so far, by name: a watch event replaces or removes one, a re-list replaces

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{AddrParseError, IpAddr};
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
@@ -28,13 +28,28 @@ pub fn save(state_dir: &Path, pool: &Name, addresses: &BTreeSet<IpAddr>) -> std:
     let temporary = path.with_extension("tmp");
     {
         let mut out = std::fs::File::create(&temporary)?;
-        for address in addresses {
-            writeln!(out, "{address}")?;
-        }
+        out.write_all(render(addresses).as_bytes())?;
         out.sync_all()?;
     }
     std::fs::rename(&temporary, &path)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// The file's text for `addresses`: one address a line.
+pub fn render(addresses: &BTreeSet<IpAddr>) -> String {
+    addresses
+        .iter()
+        .map(|address| format!("{address}\n"))
+        .collect()
+}
+
+/// The addresses in a file's `text` (blank lines and spaces around an address ignored), or the
+/// first line that is not an address.
+pub fn parse(text: &str) -> Result<BTreeSet<IpAddr>, AddrParseError> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.trim().parse::<IpAddr>())
+        .collect()
 }
 
 /// The stored sets of every pool of `config` that discovers. A file that cannot be read or
@@ -58,12 +73,7 @@ pub fn load(config: &Config) -> DiscoveredSets {
                 continue;
             }
         };
-        let parsed: Result<BTreeSet<IpAddr>, _> = text
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .map(|line| line.trim().parse::<IpAddr>())
-            .collect();
-        match parsed {
+        match parse(&text) {
             Ok(addresses) if !addresses.is_empty() => {
                 sets.0.insert(pool.name.clone(), addresses);
             }

@@ -21,7 +21,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::slice::{Slices, ready_addresses};
+use super::slice::{Slices, ready_addresses, split_by_allow};
 use super::status::DiscoverMetrics;
 use super::{Propose, Shared, state};
 use crate::config::{Discover, DiscoveryVerdict};
@@ -295,8 +295,7 @@ async fn propose<P: Propose>(
     if !unusable.is_empty() {
         warn!(%pool, ?unusable, "slice addresses that are not IP addresses are ignored");
     }
-    let (inside, outside): (BTreeSet<IpAddr>, BTreeSet<IpAddr>) =
-        addresses.into_iter().partition(|a| settings.allows(*a));
+    let (inside, outside) = split_by_allow(addresses, &settings.allow);
     for address in &outside {
         shared.metrics.outside_allow.get_or_create(&label).inc();
         if !proposals.outside.contains(address) {

@@ -43,7 +43,8 @@ pub struct Difference {
     pub added: Vec<Record>,
 }
 
-type Versions = HashMap<Name, Vec<Version>>;
+/// The versions kept, per zone origin, oldest first.
+pub type Versions = HashMap<Name, Vec<Version>>;
 
 /// The versions of every zone, shared by the transfer task (which records them) and the
 /// listeners (which read them for IXFR without waiting).
@@ -171,7 +172,7 @@ fn serial_greater(a: u32, b: u32) -> bool {
 
 /// The file's bytes: the magic line, then per zone its name, its version count and each
 /// version (serial, SOA, record count, records), all in DNS wire format.
-fn encode(versions: &Versions) -> Vec<u8> {
+pub fn encode(versions: &Versions) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut encoder = BinEncoder::new(&mut bytes);
     let mut write = || -> Result<(), hickory_proto::ProtoError> {
@@ -199,7 +200,7 @@ fn encode(versions: &Versions) -> Vec<u8> {
 }
 
 /// The versions in `bytes`, or `None` when they do not read whole.
-fn decode(bytes: &[u8]) -> Option<Versions> {
+pub fn decode(bytes: &[u8]) -> Option<Versions> {
     let mut decoder = BinDecoder::new(bytes);
     if decoder.read_slice(MAGIC.len()).ok()?.unverified() != MAGIC {
         return None;

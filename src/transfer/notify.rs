@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, Record, RecordType, TSigner};
+use hickory_proto::rr::{Name, Record, RecordType, TSigVerifier, TSigner};
 use prometheus_client::metrics::counter::Counter;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -216,21 +216,163 @@ async fn acknowledgement(
     socket: &UdpSocket,
     target: SocketAddr,
     id: u16,
-    verifier: Option<hickory_proto::rr::TSigVerifier>,
+    verifier: Option<TSigVerifier>,
 ) -> Option<ResponseCode> {
     let mut verifier = verifier?;
     let mut buffer = vec![0u8; MAX_ACK];
     loop {
         let (length, from) = socket.recv_from(&mut buffer).await.ok()?;
         let reply = buffer.get(..length)?;
-        if from != target || reply.len() < 12 || reply[..2] != id.to_be_bytes() {
+        if from != target {
             continue;
         }
-        match verifier.verify(reply) {
-            Ok(response) => return Some(response.metadata.response_code),
-            Err(error) => {
-                debug!(%target, %error, "NOTIFY response ignored: its signature does not verify");
-            }
+        match acknowledged(reply, id, &mut verifier) {
+            Ok(code) => return Some(code),
+            Err(why) => debug!(%target, why, "NOTIFY response ignored"),
         }
+    }
+}
+
+/// Whether `reply` acknowledges the NOTIFY `id` whose signature `verifier` holds: a NOERROR
+/// response with that ID, correctly signed (RFC 1996 section 4.7); or why it does not count.
+/// A signed error (REFUSED, NOTAUTH, SERVFAIL) is not an acknowledgement: the NOTIFY is sent
+/// again, as for no answer.
+pub fn acknowledged(
+    reply: &[u8],
+    id: u16,
+    verifier: &mut TSigVerifier,
+) -> Result<ResponseCode, &'static str> {
+    if reply.len() < 12 || reply[..2] != id.to_be_bytes() {
+        return Err("not a response to this NOTIFY");
+    }
+    // Parsed first: hickory's TSIG verifier adds the header's answer and authority counts
+    // without checking, which panics (debug) or wraps (release) on counts a message that parses
+    // cannot have.
+    if Message::from_vec(reply).is_err() {
+        return Err("not a DNS message");
+    }
+    let Ok(response) = verifier.verify(reply) else {
+        return Err("its signature does not verify");
+    };
+    if response.metadata.message_type != MessageType::Response {
+        return Err("not a response");
+    }
+    match response.metadata.response_code {
+        ResponseCode::NoError => Ok(ResponseCode::NoError),
+        _ => Err("the secondary answered with an error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::tsig::{self, Verification};
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::SOA;
+    use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+
+    /// A NOTIFY signed with the key, its bytes, and the verifier of its answer.
+    fn signed_notify(key: &TsigKey, id: u16) -> (Vec<u8>, TSigVerifier) {
+        let origin = Name::from_ascii("k8s.example.com.").unwrap();
+        let soa = Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::SOA(SOA::new(
+                origin.clone(),
+                origin.clone(),
+                42,
+                3600,
+                600,
+                86400,
+                5,
+            )),
+        );
+        let mut message = Message::new(id, MessageType::Query, OpCode::Notify);
+        message.queries = vec![Query::query(origin, RecordType::SOA)];
+        message.answers = vec![soa];
+        let signer = TSigner::new(
+            key.secret.clone(),
+            key.algorithm.clone(),
+            key.name.clone(),
+            FUDGE,
+        )
+        .unwrap();
+        let (signature, verifier) = signer.sign_message(&message, now()).unwrap();
+        message.set_signature(signature);
+        (message.to_vec().unwrap(), verifier.unwrap())
+    }
+
+    /// The secondary's answer with `code`, signed over the NOTIFY's MAC.
+    fn signed_answer(key: &TsigKey, request: &[u8], code: ResponseCode) -> Vec<u8> {
+        let parsed = Message::from_vec(request).unwrap();
+        let Verification::Valid { signing, .. } = tsig::verify(
+            std::slice::from_ref(key),
+            request,
+            parsed.signature().unwrap(),
+            now(),
+        ) else {
+            panic!("the NOTIFY verifies");
+        };
+        let mut answer = Message::new(parsed.id, MessageType::Response, OpCode::Notify);
+        answer.metadata.response_code = code;
+        answer.queries = parsed.queries.clone();
+        let mut bytes = answer.to_vec().unwrap();
+        let record = signing.sign(parsed.id, now(), &bytes).unwrap();
+        tsig::append(&mut bytes, &record).unwrap();
+        bytes
+    }
+
+    // Found by the notify_reply fuzz target: a correctly signed REFUSED (or NOTAUTH,
+    // SERVFAIL) counted as acknowledged, and the NOTIFY was not sent again.
+    #[test]
+    fn only_a_signed_noerror_answer_acknowledges() {
+        let key = TsigKey {
+            name: Name::from_ascii("xfr-key.").unwrap(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: b"secret-secret-secret-secret12345".to_vec(),
+        };
+        for code in [
+            ResponseCode::Refused,
+            ResponseCode::NotAuth,
+            ResponseCode::ServFail,
+        ] {
+            let (request, mut verifier) = signed_notify(&key, 7);
+            let answer = signed_answer(&key, &request, code);
+            assert!(acknowledged(&answer, 7, &mut verifier).is_err(), "{code}");
+        }
+        let (request, mut verifier) = signed_notify(&key, 7);
+        let answer = signed_answer(&key, &request, ResponseCode::NoError);
+        assert!(
+            acknowledged(&answer, 8, &mut verifier).is_err(),
+            "another ID"
+        );
+        let mut bare = Message::from_vec(&answer).unwrap();
+        bare.signature = None;
+        let unsigned = bare.to_vec().unwrap();
+        assert!(
+            acknowledged(&unsigned, 7, &mut verifier).is_err(),
+            "unsigned"
+        );
+        assert_eq!(
+            acknowledged(&answer, 7, &mut verifier),
+            Ok(ResponseCode::NoError)
+        );
+    }
+
+    // Found by the notify_reply fuzz target: a header claiming 0x6100 answers and 0xff00
+    // authority records (a sum above 65,535) panicked inside hickory's TSIG verifier.
+    #[test]
+    fn counts_that_overflow_are_no_acknowledgement() {
+        let key = TsigKey {
+            name: Name::from_ascii("xfr-key.").unwrap(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: b"secret-secret-secret-secret12345".to_vec(),
+        };
+        let (_, mut verifier) = signed_notify(&key, 0x4e4f);
+        let reply = [
+            0x4e, 0x4f, 0xa4, 0x00, 0x00, 0x00, 0x61, 0x00, 0xff, 0x00, 0x01, 0x00, 0x78, 0x61,
+            0x6d, 0x70, 0xc0, 0x0c, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00, 0x06, 0x00, 0x01,
+        ];
+        assert!(acknowledged(&reply, 0x4e4f, &mut verifier).is_err());
     }
 }
