@@ -1,6 +1,7 @@
-//! The recent versions of each transferred zone, for IXFR (RFC 1995): the SOA and the records
-//! of each serial seen, the last [`VERSIONS`] per zone, kept in `<state_dir>/transfer-history`
-//! beside the update journal so that a restart still answers IXFR from the serials before it.
+//! The recent versions of each zone, for IXFR (RFC 1995): the SOA and the records of each serial
+//! seen, the last [`VERSIONS`] per zone, kept in `<state_dir>/transfer-history` beside the update
+//! journal so that a restart still answers IXFR from the serials before it, and so that no zone's
+//! serial goes back to its file's after a restart (`continue_serials`).
 //!
 //! A version is recorded when the transfer task sees a new serial in force (see
 //! [`super::Notifier`]), before the NOTIFY for it goes out. A serial not in the history
@@ -80,10 +81,9 @@ impl History {
     pub fn record(&self, snapshot: &Snapshot) {
         let mut versions: Versions = (**self.versions.load()).clone();
         let mut changed = false;
+        // Every zone, not only transferred ones: the history is also what keeps a zone's serial
+        // from going back to its file's across a restart (`continue_serials`).
         for zone in snapshot.zones() {
-            if zone.config.transfer.is_none() {
-                continue;
-            }
             let serial = zone.config.soa.serial;
             let kept = versions.entry(zone.config.origin.clone()).or_default();
             if kept.last().is_some_and(|last| last.serial == serial) {
@@ -118,7 +118,7 @@ impl History {
     /// recorded version's keeps that serial, and one whose data differs gets a serial above it.
     pub fn continue_serials(&self, zones: &mut [ZoneConfig]) {
         let versions = self.versions.load();
-        for zone in zones.iter_mut().filter(|zone| zone.transfer.is_some()) {
+        for zone in zones.iter_mut() {
             let Some(last) = versions.get(&zone.origin).and_then(|kept| kept.last()) else {
                 continue;
             };

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::{RData, RecordType};
 use testkit::backend::{Backend, BlackHole};
+use testkit::peers::soa_serial;
 use testkit::*;
 
 const KEY_NAME: &str = "ops-key";
@@ -526,10 +527,22 @@ fn a_member_added_and_removed_in_turn_leaves_a_short_journal() {
         "{text}"
     );
     assert_eq!(a_sorted(server.addr(), API), ["127.0.0.51", "127.0.0.52"]);
+    let serial = soa_serial(server.addr(), "k8s.example.com.").expect("a serial");
+    assert!(
+        serial > 42,
+        "51 updates moved the serial past the file's 42: {serial}"
+    );
     server.signal("KILL");
     drop(server);
 
     let server = start(&state, port, "127.0.0.51");
     assert_eq!(a_sorted(server.addr(), API), ["127.0.0.51", "127.0.0.52"]);
     assert_eq!(entries(&state), 1);
+    // The same data after the restart keeps its serial; it does not go back to the file's (a
+    // zone without `transfer` too: the serials are kept in the state directory).
+    assert_eq!(
+        soa_serial(server.addr(), "k8s.example.com."),
+        Some(serial),
+        "the serial after a restart"
+    );
 }
