@@ -32,6 +32,7 @@ fn state(with_token: bool) -> &'static HttpState {
             ready: Arc::new(AtomicBool::new(true)),
             admin_token,
             changes: tokio::sync::watch::channel(0).0,
+            discovery: apidns::discover::WatchStatus::default(),
         };
         [make(None), make(Some(TOKEN.to_string()))]
     });
