@@ -453,26 +453,30 @@ mod tests {
         );
     }
 
-    /// Found by fuzzing (`config_records_file`, in its first minute); the input is a seed.
-    #[test]
-    fn a_txt_record_without_strings_is_refused() {
+    /// The error loading a zone whose `records_file` holds an SOA, an NS, its glue and `records`
+    /// (from line 5), which the loader must refuse; `directory` keeps concurrent tests apart.
+    fn refused_zone_file(directory: &str, records: &str) -> crate::config::ConfigError {
         let directory =
-            std::env::temp_dir().join(format!("apidns-records-file-{}", std::process::id()));
+            std::env::temp_dir().join(format!("apidns-{directory}-{}", std::process::id()));
         std::fs::create_dir_all(&directory).expect("a temporary directory");
         let head = "$TTL 300\n@ SOA ns1 h.example.com. 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.53\n";
-        std::fs::write(
-            directory.join("z.zone"),
-            format!("{head}t TXT \"\"\nu TXT\n"),
-        )
-        .expect("write the zone file");
+        std::fs::write(directory.join("z.zone"), format!("{head}{records}"))
+            .expect("write the zone file");
         let error = crate::config::parse_zone_text(
             &directory.join("z.toml"),
             "origin = \"k8s.example.com.\"\nrecords_file = \"z.zone\"\n",
             &crate::config::ProbeSettings::default(),
             1,
         )
-        .expect_err("a TXT record without strings is refused");
+        .expect_err("the zone file is refused");
         std::fs::remove_dir_all(&directory).ok();
+        error
+    }
+
+    /// Found by fuzzing (`config_records_file`, in its first minute); the input is a seed.
+    #[test]
+    fn a_txt_record_without_strings_is_refused() {
+        let error = refused_zone_file("records-file", "t TXT \"\"\nu TXT\n");
         assert!(
             error
                 .message
@@ -485,21 +489,10 @@ mod tests {
     /// Found by fuzzing (`config_records_file`, after 686,434 executions); the input is a seed.
     #[test]
     fn a_record_that_does_not_read_back_from_the_wire_is_refused() {
-        let directory =
-            std::env::temp_dir().join(format!("apidns-records-wire-{}", std::process::id()));
-        std::fs::create_dir_all(&directory).expect("a temporary directory");
-        let head = "$TTL 300\n@ SOA ns1 h.example.com. 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.53\n";
-        let text =
-            format!("{head}@ CAA 0 issue \"ca.example.net\"\n@ CAA 0 abcdefghijklmnop \"x\"\n");
-        std::fs::write(directory.join("z.zone"), text).expect("write the zone file");
-        let error = crate::config::parse_zone_text(
-            &directory.join("z.toml"),
-            "origin = \"k8s.example.com.\"\nrecords_file = \"z.zone\"\n",
-            &crate::config::ProbeSettings::default(),
-            1,
-        )
-        .expect_err("a CAA tag of 16 bytes is refused");
-        std::fs::remove_dir_all(&directory).ok();
+        let error = refused_zone_file(
+            "records-wire",
+            "@ CAA 0 issue \"ca.example.net\"\n@ CAA 0 abcdefghijklmnop \"x\"\n",
+        );
         assert!(
             error
                 .message
