@@ -381,14 +381,13 @@ fn the_slip_is_badcookie_for_a_cookie_client_and_tc_otherwise() {
 
 /// The real server and the real tools.
 mod with_tools {
-    use std::net::SocketAddr;
-    use std::process::Command;
-
     use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
     use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
     use hickory_proto::rr::{Name, RecordType, TSigner};
     use testkit::*;
+
+    use crate::edns::ask;
 
     const KEY_NAME: &str = "ops-key";
     const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0MTIzNDU=";
@@ -402,21 +401,6 @@ mod with_tools {
         );
         spec.probe = FAST_PROBE.to_string();
         TestServer::start(spec)
-    }
-
-    /// Runs `tool` (dig or kdig) against `server` with `arguments`; its standard output.
-    fn ask(tool: &str, server: SocketAddr, arguments: &[&str]) -> String {
-        let output = Command::new(tool)
-            .arg(format!("@{}", server.ip()))
-            .args(["-p", &server.port().to_string()])
-            .args(match tool {
-                "kdig" => ["+timeout=5", "+retry=0"],
-                _ => ["+time=5", "+tries=1"],
-            })
-            .args(arguments)
-            .output()
-            .unwrap_or_else(|error| panic!("{tool} runs: {error}"));
-        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// The hex value of dig's `; COOKIE: <hex> (good)` line.

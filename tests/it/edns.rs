@@ -32,7 +32,7 @@ fn start(server_extra: &str) -> TestServer {
 }
 
 /// Runs `tool` (dig or kdig) against `server` with `arguments`; its standard output.
-fn ask(tool: &str, server: SocketAddr, arguments: &[&str]) -> String {
+pub(crate) fn ask(tool: &str, server: SocketAddr, arguments: &[&str]) -> String {
     let output = Command::new(tool)
         .arg(format!("@{}", server.ip()))
         .args(["-p", &server.port().to_string()])
