@@ -19,7 +19,7 @@ use tracing::warn;
 
 use super::contents::zone_records;
 use crate::config::ZoneConfig;
-use crate::zone::Snapshot;
+use crate::zone::{Snapshot, Zone};
 
 /// Versions kept per zone: a secondary that missed more changes than this gets the whole zone.
 pub const VERSIONS: usize = 16;
@@ -79,16 +79,28 @@ impl History {
     /// Records the serial in force of every transferred zone of `snapshot` that the history
     /// does not end with, and writes the history when anything was added.
     pub fn record(&self, snapshot: &Snapshot) {
-        let mut versions: Versions = (**self.versions.load()).clone();
-        let mut changed = false;
+        // Most announced changes are health changes, which leave every serial as it was: look
+        // before copying the history.
+        let recorded = |versions: &Versions, zone: &Zone| {
+            versions
+                .get(&zone.config.origin)
+                .and_then(|kept| kept.last())
+                .is_some_and(|last| last.serial == zone.config.soa.serial)
+        };
+        let loaded = self.versions.load();
+        if snapshot.zones().iter().all(|zone| recorded(&loaded, zone)) {
+            return;
+        }
+        let mut versions: Versions = (**loaded).clone();
+        drop(loaded);
         // Every zone, not only transferred ones: the history is also what keeps a zone's serial
         // from going back to its file's across a restart (`continue_serials`).
         for zone in snapshot.zones() {
-            let serial = zone.config.soa.serial;
-            let kept = versions.entry(zone.config.origin.clone()).or_default();
-            if kept.last().is_some_and(|last| last.serial == serial) {
+            if recorded(&versions, zone) {
                 continue;
             }
+            let serial = zone.config.soa.serial;
+            let kept = versions.entry(zone.config.origin.clone()).or_default();
             // A serial seen again (a reload back to an older file) starts its history anew.
             kept.retain(|version| version.serial != serial);
             kept.push(Version {
@@ -99,10 +111,6 @@ impl History {
             if kept.len() > VERSIONS {
                 kept.drain(..kept.len() - VERSIONS);
             }
-            changed = true;
-        }
-        if !changed {
-            return;
         }
         if let Some(path) = &self.path
             && let Err(error) = write(path, &encode(&versions))
