@@ -12,6 +12,8 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::Record;
 use proptest::prelude::*;
 
+use crate::fast_path::is_shifted_by_one;
+
 /// The clock every answer here is made at.
 const NOW: u64 = 1_800_000_000;
 const CLIENT: [u8; 8] = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
@@ -148,17 +150,6 @@ fn records(records: &[Record]) -> Vec<String> {
         .iter()
         .map(|r| format!("{} {} {}", r.name.to_lowercase(), r.ttl, r.data))
         .collect()
-}
-
-/// `later` is `earlier` one step further along the pool's rotation (as in `fast_path`).
-fn is_shifted_by_one(earlier: &[String], later: &[String]) -> bool {
-    let mut distinct = earlier.to_vec();
-    distinct.sort();
-    distinct.dedup();
-    if earlier.len() <= 1 || distinct.len() == 1 {
-        return earlier == later;
-    }
-    earlier[1..] == later[..later.len() - 1]
 }
 
 /// Asserts that the fast path's answer in `fast_bytes` is the general path's `general_bytes`:

@@ -186,7 +186,7 @@ fn records(records: &[Record]) -> Vec<String> {
 
 /// `later` is `earlier` one step further along the rotation: equal for a single record, else
 /// every record but the first of `earlier` comes first in `later`, in order.
-fn is_shifted_by_one(earlier: &[String], later: &[String]) -> bool {
+pub(crate) fn is_shifted_by_one(earlier: &[String], later: &[String]) -> bool {
     let mut distinct = earlier.to_vec();
     distinct.sort();
     distinct.dedup();
