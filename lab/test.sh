@@ -364,7 +364,7 @@ The lab is up. From $LAB:
   docker-compose exec client ${GO_CLIENT[*]}
   docker-compose logs -f apidns1 apidns2
   docker-compose exec api1 apiserver-ctl stop        # and start, unready, ready
-Discovery (docs/lab.md, "Discovery"):
+Discovery (docs/lab.md, "Watching discovery by hand"):
   docker-compose exec apidns1 apidns status --config /lab/apidns/apidns1.toml
   docker-compose up -d api4                           # a fourth API server starts, then joins:
   docker-compose exec cluster cluster-ctl set $API1 $API2 $API3 $API4
