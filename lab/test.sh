@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The apidns lab, end to end: two apidns instances, three stand-in API servers, an Unbound resolver
 # and a client on a private Docker bridge network (compose.yaml), and checks that a client reaches
-# a live API server by name while servers and an apidns instance fail.
+# a live API server by name while servers and an apidns instance fail; then that both apidns
+# instances follow the cluster's `default/kubernetes` EndpointSlice (discovery): a fourth API
+# server that joins is answered by both, and leaves both when it is removed, with no apidns file
+# changed.
 #
 #   lab/test.sh        set up, bring the lab up, run the checks, tear everything down
 #   lab/test.sh up     set up and bring the lab up, then leave it running to explore by hand
@@ -11,9 +14,12 @@
 # openssl with apt-get; starts a Docker engine if none answers (no NAT, no forwarding, no default
 # bridge; stopped again at the end); seeds the debian:bookworm-slim image with
 # seed-base-image.sh when the tag is missing; builds apidns (`cargo build --release`, or uses
-# APIDNS_BIN=/path/to/apidns); makes the lab CA and certificates in lab/pki/.
+# APIDNS_BIN=/path/to/apidns) and the stand-in cluster store (`cargo build --release -p
+# apidns-testkit --bin kube-standin`, or KUBE_STANDIN_BIN); makes the lab CA, certificates and
+# discovery kubeconfigs in lab/pki/.
 #
-# Environment: APIDNS_BIN (an apidns binary to use instead of building one), KUBECTL (a kubectl
+# Environment: APIDNS_BIN (an apidns binary to use instead of building one), KUBE_STANDIN_BIN
+# (the same for testkit's kube-standin, the cluster store), KUBECTL (a kubectl
 # binary; default: the one on PATH), LAB_GO_CLIENT=1 (use the Go client built from lab/goclient
 # even when kubectl is there), APIDNS_LAB_DOCKER_ROOT (the engine's data root when this script
 # starts one; default /var/lib/apidns-lab/docker).
@@ -26,7 +32,7 @@ STATE=$LAB/.state
 MODE=${1:-run}
 DATA_ROOT=${APIDNS_LAB_DOCKER_ROOT:-/var/lib/apidns-lab/docker}
 NET=198.51.100
-API1=$NET.11 API2=$NET.12 API3=$NET.13 NS1=$NET.53 NS2=$NET.54
+API1=$NET.11 API2=$NET.12 API3=$NET.13 API4=$NET.14 NS1=$NET.53 NS2=$NET.54
 NAME=api.lab.example
 URL=https://$NAME:6443
 TTL=5             # the pool's ttl in apidns/zones/lab.example.toml
@@ -141,11 +147,27 @@ apidns_binary() {
     cmp -s "$bin" apidns/apidns || cp "$bin" apidns/apidns
 }
 
+# The cluster store (cluster/): testkit's stand-in Kubernetes API, as a process.
+standin_binary() {
+    local bin=${KUBE_STANDIN_BIN:-}
+    if [[ -z $bin ]]; then
+        log "cargo build --release -p apidns-testkit --bin kube-standin"
+        (cd "$ROOT" && nice cargo build --release --quiet -p apidns-testkit --bin kube-standin)
+        bin=$ROOT/target/release/kube-standin
+    fi
+    [[ -x $bin ]] || { echo "lab: $bin is not an executable" >&2; exit 1; }
+    cmp -s "$bin" cluster/kube-standin || cp "$bin" cluster/kube-standin
+}
+
 # The lab CA and one serving certificate per API server, like kubeadm's: the API name, the
 # server's own name and address, and the in-cluster names in the subject alternative names.
+# Then discovery's credentials, one kubeconfig per apidns instance: apidns1's with a client
+# certificate for the user apidns-discover (as `kubeadm kubeconfig user` makes), apidns2's with
+# a bearer token (as a ServiceAccount's), which the API servers accept (pki/discover-token).
 make_pki() {
-    if [[ -f pki/ca.pem && -f pki/api3-key.pem ]] && openssl x509 -checkend 86400 -noout -in pki/ca.pem >/dev/null &&
-        openssl x509 -checkend 86400 -noout -in pki/api3.pem >/dev/null; then
+    if [[ -f pki/ca.pem && -f pki/api4-key.pem && -f pki/apidns2.kubeconfig ]] &&
+        openssl x509 -checkend 86400 -noout -in pki/ca.pem >/dev/null &&
+        openssl x509 -checkend 86400 -noout -in pki/api4.pem >/dev/null; then
         return
     fi
     log "making the lab CA and certificates in lab/pki/"
@@ -167,11 +189,15 @@ extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 subjectAltName = ${ENV::SANS}
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
 CNF
     quietly openssl req -x509 "${ec[@]}" -days 365 -subj "/CN=apidns lab CA (for this lab only)" \
         -config pki/openssl.cnf -extensions ca -keyout pki/ca-key.pem -out pki/ca.pem
     local n ip
-    for n in 1 2 3; do
+    for n in 1 2 3 4; do
         ip=$NET.1$n
         quietly openssl req -new "${ec[@]}" -subj "/CN=kube-apiserver" -config pki/openssl.cnf \
             -keyout "pki/api$n-key.pem" -out "pki/api$n.csr"
@@ -181,7 +207,43 @@ CNF
             -out "pki/api$n.pem"
         rm "pki/api$n.csr"
     done
-    chmod 644 pki/ca.pem pki/api?.pem && chmod 600 pki/*-key.pem
+    quietly openssl req -new "${ec[@]}" -subj "/CN=apidns-discover" -config pki/openssl.cnf \
+        -keyout pki/discover-key.pem -out pki/discover.csr
+    quietly openssl x509 -req -in pki/discover.csr -CA pki/ca.pem -CAkey pki/ca-key.pem \
+        -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile pki/openssl.cnf -extensions client \
+        -out pki/discover.pem
+    rm pki/discover.csr
+    openssl rand -hex 24 >pki/discover-token
+    kubeconfig "client-certificate-data: $(base64 -w0 pki/discover.pem)
+    client-key-data: $(base64 -w0 pki/discover-key.pem)" >pki/apidns1.kubeconfig
+    kubeconfig "token: $(cat pki/discover-token)" >pki/apidns2.kubeconfig
+    # Readable in the containers (the lab runs as root there; these are lab-only credentials).
+    chmod 644 pki/ca.pem pki/api?.pem pki/discover.pem pki/discover-token pki/apidns?.kubeconfig
+    chmod 600 pki/*-key.pem
+}
+
+# A kubeconfig for the API name with the lab CA, and the user's credentials ($1: YAML lines).
+kubeconfig() {
+    cat <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster:
+    server: $URL
+    certificate-authority-data: $(base64 -w0 pki/ca.pem)
+users:
+- name: apidns-discover
+  user:
+    $1
+contexts:
+- name: lab
+  context:
+    cluster: lab
+    user: apidns-discover
+    namespace: default
+current-context: lab
+EOF
 }
 
 # A Go client that resolves and dials the way kubelet does: kubectl when there is one (a static Go
@@ -231,6 +293,7 @@ teardown() {
     fi
     if [[ $MODE != up ]] && docker info >/dev/null 2>&1; then
         log "tearing the lab down"
+        dc rm -fs api4 >/dev/null 2>&1 # started by check 10; outside the default profile
         dc down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1
     fi
     if [[ $MODE != up ]]; then
@@ -254,9 +317,8 @@ fi
 install_missing
 command -v docker-compose >/dev/null || COMPOSE=(docker compose)
 apidns_binary
+standin_binary
 make_pki
-quietly apidns/apidns check --config apidns/apidns1.toml
-quietly apidns/apidns check --config apidns/apidns2.toml
 start_engine
 docker image inspect debian:bookworm-slim >/dev/null 2>&1 || {
     log "seeding debian:bookworm-slim (debootstrap; about a minute)"
@@ -265,11 +327,30 @@ docker image inspect debian:bookworm-slim >/dev/null 2>&1 || {
 log "building the images"
 quietly nice "${COMPOSE[@]}" build
 dc down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+# The files apidns reads, to show at the end that discovery changed none of them.
+apidns_files() { sha256sum apidns/*.toml apidns/zones/* pki/apidns?.kubeconfig pki/ca.pem; }
+FILES_BEFORE=$(apidns_files)
 log "starting the lab"
 quietly dc up -d
 # Container IDs, taken while everything runs (`docker compose ps` v2 omits stopped containers).
 declare -A IDS
-for service in apidns1 apidns2 api1 api2 api3 resolver client; do IDS[$service]=$(dc ps -q "$service"); done
+# One query for all (docker-compose v1 takes a second or more per call on a busy machine).
+while read -r service id; do IDS[$service]=$id; done < <(docker ps -a --no-trunc \
+    --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+    --format '{{.Label "com.docker.compose.service"}} {{.ID}}')
+for service in apidns1 apidns2 cluster api1 api2 api3 resolver client; do
+    [[ -n ${IDS[$service]:-} ]] || { echo "lab: no container for $service" >&2; exit 1; }
+done
+# apidns check, as each instance sees its files (the discovery kubeconfig is mounted per
+# instance, so the host cannot check them). An instance whose files do not load has exited:
+# its log says why.
+for service in apidns1 apidns2; do
+    quietly docker exec "${IDS[$service]}" apidns check --config "/lab/apidns/$service.toml" || {
+        docker logs --tail 20 "${IDS[$service]}" >&2
+        echo "lab: $service's configuration does not load" >&2
+        exit 1
+    }
+done
 cid() { echo "${IDS[$1]}"; }
 CLIENT=$(cid client)
 setup_go_client "$CLIENT"
@@ -283,6 +364,11 @@ The lab is up. From $LAB:
   docker-compose exec client ${GO_CLIENT[*]}
   docker-compose logs -f apidns1 apidns2
   docker-compose exec api1 apiserver-ctl stop        # and start, unready, ready
+Discovery (docs/lab.md, "Watching discovery by hand"):
+  docker-compose exec apidns1 apidns status --config /lab/apidns/apidns1.toml
+  docker-compose up -d api4                           # a fourth API server starts, then joins:
+  docker-compose exec cluster cluster-ctl set $API1 $API2 $API3 $API4
+  docker-compose exec cluster cluster-ctl set $API1 $API2 $API3     # it leaves
   lab/test.sh down                                    # when done
 EOF
     exit 0
@@ -398,7 +484,7 @@ members_up() {
     { in_client curl -s --max-time 5 "http://$1:9153/metrics" || true; } |
         awk '/^apidns_pool_members_up\{pool="api\.lab\.example\."\}/ { print $NF }'
 }
-log "waiting for the lab: both apidns instances see three API servers up, and $NAME resolves"
+log "waiting for the lab: both apidns instances see three API servers up (api3 discovered from the cluster), and $NAME resolves"
 answer=
 for ((i = 0; i < 240; i++)); do
     if [[ $(members_up "$NS1") == 3 && $(members_up "$NS2") == 3 ]]; then
@@ -523,6 +609,90 @@ if grep -q 'kind = "https"' apidns/zones/lab.example.toml; then
     else
         fail "8. api3 not ready (/readyz $status): after ${gone}s the answer is '$answer'"
     fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Discovery: the pool follows the cluster's `default/kubernetes` EndpointSlice, which the API
+# servers serve from the cluster store; cluster-ctl writes it as the lease reconcilers of real
+# API servers do when one joins or leaves.
+
+status_of() { docker exec "$(cid "$1")" apidns status --config "/lab/apidns/$1.toml" 2>&1 || true; }
+discover_line() { status_of "$1" | grep -m1 '^discover ' || true; }
+member_line() { status_of "$1" | awk -v member="$2:6443" '$1 == member' | tr -s ' '; }
+answers() { { in_client dig +short +time=1 +tries=1 "@$1" "$NAME" A 2>/dev/null || true; } | sort | paste -sd ' ' -; }
+has() { [[ " $1 " == *" $2 "* ]]; }
+
+# 9. api3 is in no apidns file: both instances have it from the slice (and it is up again after
+# check 8, so that the next checks start from three members up).
+log "9. discovery: api3 ($API3) is not in the zone file's members; the slice proposes it"
+discovered_up() { [[ $(member_line "$1" "$API3") == *"up, answered"*discovered* ]]; }
+for ((i = 0; i < BOUND * 4; i++)); do
+    discovered_up apidns1 && discovered_up apidns2 && break
+    sleep 0.25
+done
+for ns in apidns1 apidns2; do
+    log "  $ns: $(discover_line "$ns")"
+    log "  $ns: $(member_line "$ns" "$API3")"
+done
+if discovered_up apidns1 && discovered_up apidns2; then
+    pass "9. both apidns instances discovered api3 from the cluster (source discovered) and answer it"
+else
+    fail "9. api3 is not an answered, discovered member of both apidns instances"
+fi
+
+# 10. A fourth API server starts, registers in the slice, and both instances answer it.
+log "10. api4 ($API4) starts; once it serves, its address joins the slice"
+quietly dc up -d --no-deps api4
+IDS[api4]=$(dc ps -q api4)
+for ((i = 0; i < BOUND * 4; i++)); do
+    in_client curl -s -o /dev/null --max-time 2 --cacert /lab/pki/ca.pem "https://$API4:6443/readyz" && break
+    sleep 0.25
+done
+t0=$EPOCHREALTIME
+log "  cluster-ctl set $API1 $API2 $API3 $API4: $(docker exec "$(cid cluster)" cluster-ctl set $API1 $API2 $API3 $API4 2>&1)"
+at1='' at2='' at_client=''
+for ((i = 0; i < BOUND * 4; i++)); do
+    [[ -z $at1 ]] && has "$(answers "$NS1")" "$API4" && at1=$(elapsed "$t0")
+    [[ -z $at2 ]] && has "$(answers "$NS2")" "$API4" && at2=$(elapsed "$t0")
+    [[ -z $at_client ]] && has "$(resolve)" "$API4" && at_client=$(elapsed "$t0")
+    [[ -n $at1 && -n $at2 && -n $at_client ]] && break
+    sleep 0.25
+done
+for ns in apidns1 apidns2; do
+    log "  $ns: $(discover_line "$ns")"
+    log "  $ns: $(member_line "$ns" "$API4")"
+done
+if [[ -n $at1 && -n $at2 && -n $at_client ]]; then
+    pass "10. api4 joined: apidns1 answers it ${at1}s and apidns2 ${at2}s after the slice changed; the client resolves it after ${at_client}s"
+else
+    fail "10. api4 joined: after $(elapsed "$t0")s apidns1 answers '$(answers "$NS1")', apidns2 '$(answers "$NS2")', the client '$(resolve)'"
+fi
+
+# 11. api4 leaves the slice (still up and healthy): it leaves both pools, probes and all.
+log "11. api4 leaves the slice; it still serves, so only the slice can take it out"
+t0=$EPOCHREALTIME
+log "  cluster-ctl set $API1 $API2 $API3: $(docker exec "$(cid cluster)" cluster-ctl set $API1 $API2 $API3 2>&1)"
+gone1='' gone2=''
+for ((i = 0; i < BOUND * 4; i++)); do
+    [[ -z $gone1 ]] && ! has "$(answers "$NS1")" "$API4" && [[ -z $(member_line apidns1 "$API4") ]] && gone1=$(elapsed "$t0")
+    [[ -z $gone2 ]] && ! has "$(answers "$NS2")" "$API4" && [[ -z $(member_line apidns2 "$API4") ]] && gone2=$(elapsed "$t0")
+    [[ -n $gone1 && -n $gone2 ]] && break
+    sleep 0.25
+done
+log "  apidns1: $(answers "$NS1"); apidns2: $(answers "$NS2"); /readyz of api4: $(in_client curl -s --max-time 2 --cacert /lab/pki/ca.pem "https://$API4:6443/readyz")"
+if [[ -n $gone1 && -n $gone2 ]] && same_set "$(answers "$NS1")" "$API1 $API2 $API3" &&
+    same_set "$(answers "$NS2")" "$API1 $API2 $API3"; then
+    pass "11. api4 removed from the slice: it left apidns1's pool after ${gone1}s and apidns2's after ${gone2}s"
+else
+    fail "11. api4 removed from the slice: after $(elapsed "$t0")s apidns1 answers '$(answers "$NS1")', apidns2 '$(answers "$NS2")'"
+fi
+quietly dc rm -fs api4
+
+# 12. None of it touched a file that apidns reads.
+if [[ $(apidns_files) == "$FILES_BEFORE" ]]; then
+    pass "12. no apidns file changed: $(wc -l <<<"$FILES_BEFORE") files (main files, zone file, kubeconfigs, CA) have the sha256 they had at the start"
+else
+    fail "12. apidns files changed: $(diff <(echo "$FILES_BEFORE") <(apidns_files) | paste -sd ' ' -)"
 fi
 
 echo "$PASSED passed, $FAILED failed"

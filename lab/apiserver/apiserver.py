@@ -7,6 +7,16 @@ anonymous client: /readyz, /livez and /healthz with "ok" (append ?verbose for th
 carries a "labServer" field (not in kube-apiserver's answer) so that a client can tell which
 server it reached.
 
+With APISERVER_STORE=HOST:PORT set, the API itself (/api, /apis: the `default/kubernetes`
+EndpointSlice that apidns's discovery lists and watches) comes from the lab's cluster store, as
+kube-apiserver serves it from etcd: every API server in the lab relays to the same store (the
+`cluster` service, kube-standin from testkit), so they all show the same objects and
+resourceVersions. Like kube-apiserver it authenticates the client itself, with a client
+certificate signed by the lab CA (its CN is the user) or the bearer token in
+/lab/pki/discover-token, and reaches the store with the store's own credentials
+(/lab/cluster/ca.crt and the token in /lab/cluster/token.kubeconfig). Watch streams are relayed
+chunk by chunk; a stream the store cuts is cut here too.
+
 `apiserver-ctl` (beside this file) simulates what happens to a real one, with signals and a file:
   SIGUSR1  the process dies: the listening socket closes and open connections are reset, so new
            connections are refused while the host stays up
@@ -17,6 +27,7 @@ server it reached.
 """
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -29,6 +40,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NAME = os.environ.get("APISERVER_NAME", socket.gethostname())
 UNREADY_FILE = "/run/apiserver.unready"
+LAB_CA = "/lab/pki/ca.pem"
+LAB_TOKEN = "/lab/pki/discover-token"
+STORE_DIR = "/lab/cluster"
+STORE = os.environ.get("APISERVER_STORE", "")  # HOST:PORT of the cluster store; empty: none
 
 CHECKS = ["ping", "log", "etcd", "etcd-readiness", "informer-sync", "poststarthook/start-apiextensions-informers"]
 
@@ -68,9 +83,90 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send(200, "ok", "text/plain; charset=utf-8")
 
+    def status(self, code, reason, message):
+        self.send(code, json.dumps({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "details": {},
+            "code": code,
+        }, indent=2) + "\n")
+
+    def user(self):
+        """The authenticated user: a client certificate's CN, or the lab token's ServiceAccount."""
+        cert = self.connection.getpeercert()  # only a certificate the lab CA signed gets here
+        if cert:
+            for rdn in cert.get("subject", ()):
+                for key, value in rdn:
+                    if key == "commonName":
+                        return value
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Bearer ") and os.path.exists(LAB_TOKEN):
+            with open(LAB_TOKEN) as file:
+                if header[len("Bearer "):].strip() == file.read().strip():
+                    return "system:serviceaccount:kube-system:apidns-discover"
+        return None
+
+    def relay(self):
+        """GET (list, watch, discovery documents) from the cluster store, as kube-apiserver from etcd."""
+        user = self.user()
+        if user is None:
+            self.status(401, "Unauthorized", "Unauthorized")
+            return
+        try:
+            with open(f"{STORE_DIR}/token.kubeconfig") as file:
+                token = next(line.split(":", 1)[1].strip() for line in file if line.strip().startswith("token:"))
+            context = ssl.create_default_context(cafile=f"{STORE_DIR}/ca.crt")
+            host, _, port = STORE.rpartition(":")
+            # Bookmarks come every second: a store silent for 30 s is gone.
+            upstream = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+            headers = {"Authorization": f"Bearer {token}"}
+            for name in ("Accept", "User-Agent"):
+                if name in self.headers:
+                    headers[name] = self.headers[name]
+            upstream.request("GET", self.path, headers=headers)
+            response = upstream.getresponse()
+        except (OSError, StopIteration, http.client.HTTPException) as error:
+            log(f"{self.client_address[0]} {user}: the store is unreachable: {error}")
+            self.status(503, "ServiceUnavailable", f"the cluster store is unreachable: {error}")
+            return
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.getheader("Content-Type", "application/json"))
+            self.send_header("X-Lab-Server", NAME)
+            length = response.getheader("Content-Length")
+            if length is not None:
+                body = response.read()
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            # A watch: one chunk out for each piece in, as it comes.
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while True:
+                try:
+                    data = response.read1(65536)
+                except (OSError, http.client.HTTPException):
+                    # The store cut the stream: cut it here too (no last chunk), as a broken
+                    # connection between kube-apiserver and its client would.
+                    self.close_connection = True
+                    return
+                if not data:
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.write(b"0\r\n\r\n")
+        finally:
+            upstream.close()
+
     def do_GET(self):  # noqa: N802 - the base class's name
         path, _, query = self.path.partition("?")
-        if path in ("/readyz", "/livez", "/healthz"):
+        if self.command == "GET" and STORE and (path in ("/api", "/apis") or path.startswith(("/api/", "/apis/"))):
+            self.relay()
+        elif path in ("/readyz", "/livez", "/healthz"):
             self.health(path, "verbose" in query)
         elif path == "/version":
             self.send(200, json.dumps({
@@ -86,16 +182,7 @@ class Handler(BaseHTTPRequestHandler):
                 "labServer": NAME,
             }, indent=2) + "\n")
         else:
-            self.send(403, json.dumps({
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Failure",
-                "message": f'forbidden: User "system:anonymous" cannot get path "{path}"',
-                "reason": "Forbidden",
-                "details": {},
-                "code": 403,
-            }, indent=2) + "\n")
+            self.status(403, "Forbidden", f'forbidden: User "system:anonymous" cannot get path "{path}"')
 
     do_HEAD = do_GET
 
@@ -157,6 +244,10 @@ def main():
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(args.cert, args.key)
+    # Asks for a client certificate and checks one that is sent against the lab CA, as
+    # kube-apiserver with --client-ca-file; a client without one goes on (token or anonymous).
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.load_verify_locations(LAB_CA)
     context.set_alpn_protocols(["http/1.1"])
 
     # Signals are taken synchronously by the main thread; every other thread blocks them.
