@@ -14,8 +14,8 @@
 # openssl with apt-get; starts a Docker engine if none answers (no NAT, no forwarding, no default
 # bridge; stopped again at the end); seeds the debian:bookworm-slim image with
 # seed-base-image.sh when the tag is missing; builds apidns (`cargo build --release`, or uses
-# APIDNS_BIN=/path/to/apidns) and the stand-in cluster store (`cargo build --release -p
-# apidns-testkit --bin kube-standin`, or KUBE_STANDIN_BIN); makes the lab CA, certificates and
+# APIDNS_BIN=/path/to/apidns) and the stand-in cluster store (`cargo build -p apidns-testkit
+# --bin kube-standin`, or KUBE_STANDIN_BIN); makes the lab CA, certificates and
 # discovery kubeconfigs in lab/pki/.
 #
 # Environment: APIDNS_BIN (an apidns binary to use instead of building one), KUBE_STANDIN_BIN
@@ -151,9 +151,12 @@ apidns_binary() {
 standin_binary() {
     local bin=${KUBE_STANDIN_BIN:-}
     if [[ -z $bin ]]; then
-        log "cargo build --release -p apidns-testkit --bin kube-standin"
-        (cd "$ROOT" && nice cargo build --release --quiet -p apidns-testkit --bin kube-standin)
-        bin=$ROOT/target/release/kube-standin
+        # A debug build: the store serves a handful of requests, and after `cargo test` (CI runs it
+        # first) every crate it needs is already compiled in the debug profile, so this is a link
+        # rather than a second release build of kube-rs's tree.
+        log "cargo build -p apidns-testkit --bin kube-standin"
+        (cd "$ROOT" && nice cargo build --quiet -p apidns-testkit --bin kube-standin)
+        bin=$ROOT/target/debug/kube-standin
     fi
     [[ -x $bin ]] || { echo "lab: $bin is not an executable" >&2; exit 1; }
     cmp -s "$bin" cluster/kube-standin || cp "$bin" cluster/kube-standin
