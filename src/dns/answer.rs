@@ -260,6 +260,7 @@ members = [{ name = "cp1", address = "192.0.2.10" }]
             server,
             probe,
             zones: vec![zone],
+            secondaries: Vec::new(),
         };
         Snapshot::build(&config, |_, _| Arc::new(MemberStatus::new(Health::Up)))
     }

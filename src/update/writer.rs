@@ -469,6 +469,7 @@ members = ["192.0.2.10", "192.0.2.11"]
             server,
             probe,
             zones: vec![zone],
+            secondaries: Vec::new(),
         }
     }
 
