@@ -122,3 +122,118 @@ pub fn apply(
 fn mismatch(why: &str) -> FetchError {
     FetchError::IxfrDoesNotApply(why.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::incoming::test_support::{a, copy, soa, txt};
+
+    const API: &str = "api.k8s.example.com.";
+
+    fn have() -> ZoneCopy {
+        copy(
+            1,
+            vec![
+                a(API, [192, 0, 2, 11]),
+                a(API, [192, 0, 2, 12]),
+                txt("www.k8s.example.com.", "static"),
+            ],
+        )
+    }
+
+    #[test]
+    fn chained_differences_apply_in_order() {
+        let body = [
+            soa(1),
+            a(API, [192, 0, 2, 12]),
+            soa(2),
+            a(API, [192, 0, 2, 13]),
+            soa(2),
+            soa(3),
+            txt("new.k8s.example.com.", "added"),
+        ];
+        let differences = differences(&body).expect("two differences");
+        assert_eq!(differences.len(), 2);
+        let updated = apply(&have(), &differences, &soa(3)).expect("they apply");
+        assert_eq!(
+            updated,
+            copy(
+                3,
+                vec![
+                    txt("new.k8s.example.com.", "added"),
+                    a(API, [192, 0, 2, 13]),
+                    a(API, [192, 0, 2, 11]),
+                    txt("www.k8s.example.com.", "static"),
+                ]
+            )
+        );
+        assert_eq!(updated.serial(), 3);
+    }
+
+    #[test]
+    fn a_deletion_matches_whatever_the_ttl_and_case() {
+        let mut deleted = a("API.k8s.example.com.", [192, 0, 2, 12]);
+        deleted.ttl = 5;
+        let body = [soa(1), deleted, soa(2)];
+        let updated =
+            apply(&have(), &differences(&body).expect("parsed"), &soa(2)).expect("it applies");
+        assert_eq!(updated.records.len(), 2);
+    }
+
+    #[test]
+    fn a_difference_that_does_not_fit_applies_nothing() {
+        let before = have();
+        let cases: [(&str, Vec<Record>, Record); 5] = [
+            (
+                "deletes a record the copy lacks",
+                vec![
+                    soa(1),
+                    a(API, [192, 0, 2, 11]),
+                    a(API, [192, 0, 2, 99]),
+                    soa(2),
+                ],
+                soa(2),
+            ),
+            (
+                "adds a record the copy holds",
+                vec![
+                    soa(1),
+                    soa(2),
+                    a(API, [192, 0, 2, 13]),
+                    a(API, [192, 0, 2, 11]),
+                ],
+                soa(2),
+            ),
+            (
+                "starts at another serial",
+                vec![soa(7), a(API, [192, 0, 2, 11]), soa(8)],
+                soa(8),
+            ),
+            (
+                "serials that do not chain",
+                vec![soa(1), soa(2), soa(5), soa(6)],
+                soa(6),
+            ),
+            (
+                "ends short of the final SOA",
+                vec![soa(1), a(API, [192, 0, 2, 11]), soa(2)],
+                soa(3),
+            ),
+        ];
+        for (case, body, last) in cases {
+            let result = differences(&body).and_then(|found| apply(&before, &found, &last));
+            assert!(
+                matches!(result, Err(FetchError::IxfrDoesNotApply(_))),
+                "{case}: {result:?}"
+            );
+            assert_eq!(before, have(), "{case}: the copy is untouched");
+        }
+    }
+
+    #[test]
+    fn a_difference_without_its_second_soa_is_no_difference() {
+        assert!(differences(&[soa(1), a(API, [192, 0, 2, 11])]).is_err());
+        assert!(differences(&[a(API, [192, 0, 2, 11]), soa(1), soa(2)]).is_err());
+        assert!(differences(&[]).expect("none").is_empty());
+    }
+}

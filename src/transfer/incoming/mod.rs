@@ -24,6 +24,9 @@ pub mod soa;
 pub mod stream;
 pub mod verify;
 
+#[cfg(test)]
+mod test_support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

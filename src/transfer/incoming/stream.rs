@@ -288,3 +288,189 @@ impl Reception {
 fn malformed(why: &str) -> FetchError {
     FetchError::Malformed(why.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::incoming::test_support::{
+        a, answer, copy, make_request, many_records, receive, soa, txt,
+    };
+
+    const API: &str = "api.k8s.example.com.";
+
+    fn have() -> ZoneCopy {
+        copy(1, vec![a(API, [192, 0, 2, 11]), a(API, [192, 0, 2, 12])])
+    }
+
+    /// `records` between two SOAs of `serial`.
+    fn full(serial: u32, records: Vec<Record>) -> Vec<Record> {
+        let mut all = vec![soa(serial)];
+        all.extend(records);
+        all.push(soa(serial));
+        all
+    }
+
+    fn received(
+        qtype: RecordType,
+        have: Option<&ZoneCopy>,
+        records: &[Record],
+    ) -> Result<Received, FetchError> {
+        let request = make_request(qtype, have, true);
+        let messages = answer(&request, records);
+        receive(request, qtype, have, &messages)
+    }
+
+    #[test]
+    fn an_axfr_in_many_signed_messages_is_the_whole_zone() {
+        let records = many_records(1000);
+        let result = received(RecordType::AXFR, None, &full(7, records.clone()));
+        assert_eq!(result.expect("an answer"), Received::Full(copy(7, records)));
+    }
+
+    #[test]
+    fn an_ixfr_answers_up_to_date_incremental_or_whole() {
+        let have = have();
+        assert_eq!(
+            received(RecordType::IXFR, Some(&have), &[soa(1)]).expect("an answer"),
+            (Received::UpToDate { serial: 1 })
+        );
+        let incremental = [
+            soa(2),
+            soa(1),
+            a(API, [192, 0, 2, 12]),
+            soa(2),
+            a(API, [192, 0, 2, 13]),
+            soa(2),
+        ];
+        assert_eq!(
+            received(RecordType::IXFR, Some(&have), &incremental).expect("an answer"),
+            (Received::Incremental(copy(
+                2,
+                vec![a(API, [192, 0, 2, 11]), a(API, [192, 0, 2, 13])]
+            )))
+        );
+        // RFC 1995 section 4: the whole zone, in AXFR form.
+        let whole = full(2, vec![txt("www.k8s.example.com.", "static")]);
+        assert_eq!(
+            received(RecordType::IXFR, Some(&have), &whole).expect("an answer"),
+            (Received::Full(copy(2, vec![txt("www.k8s.example.com.", "static")])))
+        );
+        // A zone of its SOA alone.
+        assert_eq!(
+            received(RecordType::IXFR, Some(&have), &[soa(2), soa(2)]).expect("an answer"),
+            (Received::Full(copy(2, Vec::new())))
+        );
+    }
+
+    #[test]
+    fn an_ixfr_that_does_not_apply_says_so() {
+        let incremental = [soa(2), soa(1), a(API, [192, 0, 2, 99]), soa(2), soa(2)];
+        assert!(matches!(
+            received(RecordType::IXFR, Some(&have()), &incremental),
+            Err(FetchError::IxfrDoesNotApply(_))
+        ));
+    }
+
+    #[test]
+    fn answers_that_break_the_protocol_are_refused() {
+        let other_soa = {
+            let mut record = soa(2);
+            record.name = Name::from_ascii("example.org.").expect("a name");
+            record
+        };
+        let cases: [(&str, Vec<Record>, &str); 6] = [
+            (
+                "no SOA first",
+                vec![a(API, [192, 0, 2, 1]), soa(2)],
+                "malformed",
+            ),
+            (
+                "another zone's SOA",
+                vec![other_soa.clone(), other_soa],
+                "wrong_zone",
+            ),
+            (
+                "a record outside the zone",
+                full(2, vec![a("api.example.org.", [192, 0, 2, 1])]),
+                "malformed",
+            ),
+            (
+                "an SOA below the apex",
+                full(2, {
+                    let mut record = soa(2);
+                    record.name = Name::from_ascii(API).expect("a name");
+                    vec![record]
+                }),
+                "malformed",
+            ),
+            (
+                "records after the closing SOA",
+                [full(2, Vec::new()), vec![a(API, [192, 0, 2, 1])]].concat(),
+                "malformed",
+            ),
+            (
+                "a closing SOA that is not the first",
+                vec![soa(2), soa(3)],
+                "malformed",
+            ),
+        ];
+        for (case, records, label) in cases {
+            let result = received(RecordType::AXFR, None, &records);
+            assert_eq!(
+                result.as_ref().err().map(FetchError::label),
+                Some(label),
+                "{case}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_answer_without_its_closing_soa_is_incomplete() {
+        let request = make_request(RecordType::AXFR, None, true);
+        let messages = answer(&request, &full(2, many_records(1000)));
+        let cut = &messages[..messages.len() - 1];
+        assert!(matches!(
+            receive(request, RecordType::AXFR, None, cut),
+            Err(FetchError::Incomplete)
+        ));
+    }
+
+    #[test]
+    fn another_question_id_or_error_code_is_refused() {
+        let request = make_request(RecordType::AXFR, None, false);
+        let messages = answer(&request, &full(2, Vec::new()));
+        let mut message = Message::from_vec(&messages[0]).expect("parses");
+
+        let mut other_zone = message.clone();
+        other_zone.queries[0].set_name(Name::from_ascii("example.org.").expect("a name"));
+        let mut other_id = message.clone();
+        other_id.metadata.id ^= 1;
+        message.metadata.response_code = ResponseCode::Refused;
+        message.answers.clear();
+        for (case, bad, label) in [
+            ("another zone", other_zone, "wrong_zone"),
+            ("another ID", other_id, "malformed"),
+            ("REFUSED", message, "refused"),
+        ] {
+            let request = make_request(RecordType::AXFR, None, false);
+            let bytes = bad.to_vec().expect("encodes");
+            let result = receive(request, RecordType::AXFR, None, &[bytes]);
+            assert_eq!(
+                result.as_ref().err().map(FetchError::label),
+                Some(label),
+                "{case}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unsigned_answer_to_a_signed_request_is_refused() {
+        let signed = make_request(RecordType::AXFR, None, true);
+        let unsigned = make_request(RecordType::AXFR, None, false);
+        let messages = answer(&unsigned, &full(2, Vec::new()));
+        assert!(matches!(
+            receive(signed, RecordType::AXFR, None, &messages),
+            Err(FetchError::BadTsig(_))
+        ));
+    }
+}
