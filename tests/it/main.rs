@@ -24,6 +24,7 @@ mod rrl;
 mod srv;
 mod tcp_abuse;
 mod transfer;
+mod transfer_in;
 mod update;
 mod wildcards;
 mod zone_files;
