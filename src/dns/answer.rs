@@ -40,6 +40,11 @@ impl Answer {
     pub fn refused() -> Self {
         Self::new(ResponseCode::Refused, false)
     }
+
+    /// SERVFAIL: a secondary zone with no copy it can vouch for (none yet, or expired).
+    pub fn unavailable() -> Self {
+        Self::new(ResponseCode::ServFail, false)
+    }
 }
 
 /// Answers `name`/`record_type`/`class` from `snapshot`.
@@ -53,6 +58,9 @@ pub fn resolve(
         return Answer::refused();
     }
     let Some(zone) = snapshot.find_zone(name) else {
+        if snapshot.is_unavailable(name) {
+            return Answer::unavailable();
+        }
         return Answer::refused();
     };
     if matches!(record_type, RecordType::AXFR | RecordType::IXFR) {

@@ -34,6 +34,8 @@ pub struct Answerer {
     pub cookies: Arc<CookieSecrets>,
     /// The zones' recent versions, for IXFR.
     pub transfer_history: Arc<crate::transfer::History>,
+    /// NOTIFY from a secondary zone's primary starts its refresh.
+    pub notify: crate::transfer::secondary::NotifyDoor,
     /// Over UDP, a client cookie without a valid server cookie gets BADCOOKIE
     /// (`[server] require_server_cookie`).
     pub require_server_cookie: bool,
@@ -51,7 +53,7 @@ impl Answerer {
         let mut bytes = Vec::with_capacity(512);
         match route(message) {
             // Over UDP a transfer request is a query like any other (REFUSED).
-            Route::Answer | Route::Transfer => {
+            Route::Answer | Route::Transfer | Route::Notify => {
                 self.answer_query_into(message, transport, peer, &mut bytes, None)?
             }
             Route::Update => {
@@ -111,6 +113,12 @@ impl Answerer {
         out: &mut Vec<u8>,
         rrl: Option<&ResponseRateLimiter>,
     ) -> Option<()> {
+        if route(query) == Route::Notify
+            && let Some(answer) = self.notify.answer(query, peer)
+        {
+            *out = answer;
+            return Some(());
+        }
         let started = self.metrics.should_time().then(Instant::now);
         let snapshot = self.snapshot.load();
         let extensions = self.extensions(peer);

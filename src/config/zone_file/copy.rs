@@ -26,6 +26,50 @@ use crate::config::model::{
 #[error("{0}")]
 pub struct CopyError(String);
 
+impl CopyError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+/// A secondary zone's data as its primary sent it: the SOA, and every other record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferredCopy {
+    pub soa: Record,
+    pub records: Vec<Record>,
+}
+
+/// The copy in force of each secondary zone, by origin: laid over every configuration put in
+/// force, as discovered members are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TransferredCopies(pub std::collections::BTreeMap<Name, TransferredCopy>);
+
+impl TransferredCopies {
+    /// Adds to `config.zones` each secondary zone whose copy makes a servable zone with the
+    /// zone file's settings in force. One that does not (a reload changed a pool's `min_up`
+    /// beyond the copy's members, say) is logged and left without data: SERVFAIL.
+    pub fn lay_over(&self, config: &mut crate::config::Config) {
+        for secondary in &config.secondaries {
+            let Some(copy) = self.0.get(&secondary.origin) else {
+                continue;
+            };
+            if config
+                .zones
+                .iter()
+                .any(|zone| zone.origin == secondary.origin)
+            {
+                continue;
+            }
+            match zone_from_copy(secondary, &copy.soa, &copy.records) {
+                Ok(zone) => config.zones.push(zone),
+                Err(error) => {
+                    tracing::error!(zone = %secondary.origin, %error, "the copy in force does not fit the zone file; the zone answers SERVFAIL until a copy that fits");
+                }
+            }
+        }
+    }
+}
+
 /// The zone `secondary` serves with `soa` and `records` (the SOA not among them) from its
 /// primary.
 pub fn zone_from_copy(

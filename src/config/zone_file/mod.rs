@@ -35,7 +35,7 @@ use super::file::ZoneFile;
 use super::model::{DEFAULT_ZONE_TTL, ProbeSettings, SecondaryZone, ZoneConfig};
 
 use super::values::integer_or;
-pub use copy::{CopyError, zone_from_copy};
+pub use copy::{CopyError, TransferredCopies, TransferredCopy, zone_from_copy};
 
 /// TTLs above this are almost certainly a typo, and RFC 2181 caps them at 2^31 - 1 anyway.
 const MAX_TTL: i64 = 7 * 24 * 3600;
