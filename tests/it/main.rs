@@ -21,6 +21,7 @@ mod ops;
 mod privileges;
 mod properties;
 mod rrl;
+mod secondary;
 mod srv;
 mod tcp_abuse;
 mod transfer;

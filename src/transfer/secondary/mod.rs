@@ -191,7 +191,7 @@ pub fn kept_copies(config: &Config) -> TransferredCopies {
             tracing::warn!(zone = %zone.origin, "the kept copy is past its expire: SERVFAIL until the primary answers");
             continue;
         }
-        tracing::info!(zone = %zone.origin, serial = kept.copy.serial(), "serving the copy kept in state_dir until the primary answers");
+        tracing::info!(zone = %zone.origin, serial = kept.copy.serial(), "the copy kept in state_dir is served until the primary answers");
         copies.0.insert(zone.origin.clone(), transferred(kept.copy));
     }
     copies
