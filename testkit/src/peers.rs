@@ -330,18 +330,58 @@ impl Primary {
         let root = dir.path().display().to_string();
         dir.write("primary.zone", &zone.zone_file);
         let config = dir.write("knot.conf", &knot_primary_config(zone, port, &root));
-        let log = dir.path().join("knotd.log");
+        Self::spawn("knotd", program, &["-c"], config, dir, port)
+    }
+
+    /// `named` as the primary of `zone` on `port`, likewise: updates go to its journal, which
+    /// IXFR answers from, however large the difference.
+    pub fn bind(zone: &PrimaryZone, port: u16) -> Self {
+        Self::bind_with(zone, port, "max-ixfr-ratio unlimited;")
+    }
+
+    /// [`Primary::bind`] with `zone_options` in its `zone` statement. BIND's default
+    /// `max-ixfr-ratio 100%;` answers an IXFR whose difference is larger than the zone with the
+    /// whole zone (AXFR-style, as RFC 1995 section 4 allows): a small zone always is.
+    pub fn bind_with(zone: &PrimaryZone, port: u16, zone_options: &str) -> Self {
+        let program = system_program("named").expect("named: apt-get install bind9");
+        let dir = TempDir::new("bind-primary");
+        let root = dir.path().display().to_string();
+        dir.write("primary.db", &zone.zone_file);
+        let config = dir.write(
+            "named.conf",
+            &bind_primary_config(zone, port, &root, zone_options),
+        );
+        // -g: foreground, log to stderr; -n 1: one worker thread on a shared machine.
+        Self::spawn(
+            "named",
+            program,
+            &["-g", "-n", "1", "-c"],
+            config,
+            dir,
+            port,
+        )
+    }
+
+    fn spawn(
+        kind: &'static str,
+        program: PathBuf,
+        args: &[&str],
+        config: PathBuf,
+        dir: TempDir,
+        port: u16,
+    ) -> Self {
+        let log = dir.path().join(format!("{kind}.log"));
         let log_file = std::fs::File::create(&log).expect("create the primary's log");
         let child = Command::new(program)
-            .arg("-c")
+            .args(args)
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
             .stderr(log_file)
             .spawn()
-            .unwrap_or_else(|error| panic!("start knotd: {error}"));
+            .unwrap_or_else(|error| panic!("start {kind}: {error}"));
         Self {
-            kind: "knotd",
+            kind,
             address: SocketAddr::from(([127, 0, 0, 1], port)),
             child,
             dir,
@@ -431,4 +471,44 @@ pub fn nsupdate(server: SocketAddr, key: &PeerKey, commands: &str) -> Result<(),
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
+}
+
+/// BIND's configuration for the primary of `zone` on `port`, its files under `root`, with
+/// `zone_options` in the `zone` statement.
+pub fn bind_primary_config(
+    zone: &PrimaryZone,
+    port: u16,
+    root: &str,
+    zone_options: &str,
+) -> String {
+    let PrimaryZone { origin, key, .. } = zone;
+    format!(
+        "options {{
+    directory \"{root}\";
+    pid-file \"{root}/named.pid\";
+    session-keyfile \"{root}/session.key\";
+    managed-keys-directory \"{root}\";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+}};
+controls {{ }};
+key \"{name}\" {{
+    algorithm {algorithm};
+    secret \"{secret}\";
+}};
+zone \"{origin}\" {{
+    type primary;
+    file \"{root}/primary.db\";
+    allow-transfer {{ key {name}; }};
+    allow-update {{ key {name}; }};
+    {zone_options}
+}};
+",
+        name = key.name,
+        algorithm = key.algorithm,
+        secret = key.secret,
+    )
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use apidns::config::TsigKey;
 use apidns::transfer::incoming::{FetchError, Fetched, ZoneCopy, fetch, soa_serial};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::{Name, RecordType};
 use testkit::peers::{PeerKey, Primary, PrimaryZone, axfr, nsupdate};
 use testkit::*;
 
@@ -23,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a primary may take to start answering.
 const START_LIMIT: Duration = Duration::from_secs(20);
 
-const KNOT_ZONE: &str = "$ORIGIN k8s.example.com.
+const PRIMARY_ZONE: &str = "$ORIGIN k8s.example.com.
 $TTL 60
 @    IN SOA ns1 hostmaster 1 3600 600 86400 5
 @    IN NS  ns1
@@ -105,23 +105,76 @@ fn as_text(copy: &ZoneCopy) -> Vec<String> {
     records
 }
 
-/// Knot serving [`KNOT_ZONE`] on a free port, answering.
-fn start_knot() -> Primary {
+/// A primary (`Primary::knot` or `Primary::bind`) serving [`PRIMARY_ZONE`] on a free port,
+/// answering.
+fn start_primary(start: impl FnOnce(&PrimaryZone, u16) -> Primary) -> Primary {
     let zone = PrimaryZone {
         origin: ORIGIN.to_string(),
-        zone_file: KNOT_ZONE.to_string(),
+        zone_file: PRIMARY_ZONE.to_string(),
         key: peer_key("xfr-key"),
     };
-    let knot = Primary::knot(&zone, free_port());
+    let primary = start(&zone, free_port());
     let answering = wait_until(START_LIMIT, || {
-        testkit::peers::soa_serial(knot.address, ORIGIN).is_some()
+        testkit::peers::soa_serial(primary.address, ORIGIN).is_some()
     });
     assert!(
         answering.is_some(),
-        "knotd did not answer:\n{}",
-        knot.log_text()
+        "{} did not answer:\n{}",
+        primary.kind,
+        primary.log_text()
     );
-    knot
+    primary
+}
+
+/// The first fetch from `primary` is an AXFR, equal to `dig`'s; with nothing changed an IXFR
+/// says so; after an `nsupdate` an IXFR brings exactly what a new AXFR brings: as differences
+/// when `incremental`, else as the whole zone in AXFR form (RFC 1995 section 4).
+fn axfr_then_ixfr_after_an_update(primary: &Primary, incremental: bool) {
+    let key = tsig_key("xfr-key.", SECRET_BYTES);
+    let failed =
+        |what: &str| -> String { format!("{what} from {}:\n{}", primary.kind, primary.log_text()) };
+    let Ok(Fetched::Axfr(copy)) = fetch_now(primary.address, Some(&key), ORIGIN, None) else {
+        panic!("{}", failed("no AXFR"));
+    };
+    assert_eq!(copy.serial(), 1);
+    assert_eq!(as_text(&copy), dig_axfr(primary.address));
+    assert!(
+        copy.records
+            .iter()
+            .all(|record| record.record_type() != RecordType::SOA)
+    );
+
+    // Nothing changed: the IXFR says so.
+    assert_eq!(
+        fetch_now(primary.address, Some(&key), ORIGIN, Some(&copy)).expect("an IXFR"),
+        Fetched::UpToDate { serial: 1 }
+    );
+    let serial = runtime().block_on(soa_serial(primary.address, Some(&key), &origin(), TIMEOUT));
+    assert_eq!(serial.expect("the SOA serial"), 1);
+
+    nsupdate(
+        primary.address,
+        &peer_key("xfr-key"),
+        "zone k8s.example.com.\nupdate delete api.k8s.example.com. A 192.0.2.12\n\
+         update add api.k8s.example.com. 60 A 192.0.2.13\n\
+         update add new.k8s.example.com. 60 TXT \"added\"",
+    )
+    .unwrap_or_else(|error| panic!("{}", failed(&format!("nsupdate: {error}"))));
+    let updated = match fetch_now(primary.address, Some(&key), ORIGIN, Some(&copy)) {
+        Ok(Fetched::Ixfr(updated)) if incremental => updated,
+        Ok(Fetched::Axfr(updated)) if !incremental => updated,
+        other => panic!("{}", failed(&format!("not the answer expected: {other:?}"))),
+    };
+    assert_eq!(updated.serial(), 2, "the update increments the serial");
+    let expected = dig_axfr(primary.address);
+    assert_eq!(as_text(&updated), expected);
+    assert!(expected.iter().any(|r| r.contains("192.0.2.13")));
+    assert!(!expected.iter().any(|r| r.contains("192.0.2.12")));
+    // Incremental or whole, the same copy.
+    let Ok(Fetched::Axfr(whole)) = fetch_now(primary.address, Some(&key), ORIGIN, None) else {
+        panic!("{}", failed("no AXFR"));
+    };
+    assert_eq!(whole, updated);
 }
 
 #[test]
@@ -130,50 +183,8 @@ fn start_knot() -> Primary {
     ignore = "needs knotd, dig and nsupdate: apt-get install knot bind9-dnsutils"
 )]
 fn from_knot_by_axfr_then_by_ixfr_after_an_update() {
-    let knot = start_knot();
-    let key = tsig_key("xfr-key.", SECRET_BYTES);
-    let Ok(Fetched::Axfr(copy)) = fetch_now(knot.address, Some(&key), ORIGIN, None) else {
-        panic!("no AXFR from knotd:\n{}", knot.log_text());
-    };
-    assert_eq!(copy.serial(), 1);
-    let expected = dig_axfr(knot.address);
-    assert_eq!(as_text(&copy), expected);
-    assert!(
-        copy.records
-            .iter()
-            .all(|record| record.data.record_type() != hickory_proto::rr::RecordType::SOA)
-    );
-
-    // Nothing changed: the IXFR says so.
-    assert_eq!(
-        fetch_now(knot.address, Some(&key), ORIGIN, Some(&copy)).expect("an IXFR"),
-        Fetched::UpToDate { serial: 1 }
-    );
-    let serial = runtime().block_on(soa_serial(knot.address, Some(&key), &origin(), TIMEOUT));
-    assert_eq!(serial.expect("the SOA serial"), 1);
-
-    nsupdate(
-        knot.address,
-        &peer_key("xfr-key"),
-        "zone k8s.example.com.\nupdate delete api.k8s.example.com. A 192.0.2.12\n\
-         update add api.k8s.example.com. 60 A 192.0.2.13\n\
-         update add new.k8s.example.com. 60 TXT \"added\"",
-    )
-    .unwrap_or_else(|error| panic!("nsupdate to knotd: {error}\n{}", knot.log_text()));
-    let Ok(Fetched::Ixfr(updated)) = fetch_now(knot.address, Some(&key), ORIGIN, Some(&copy))
-    else {
-        panic!("no IXFR from knotd:\n{}", knot.log_text());
-    };
-    assert_eq!(updated.serial(), 2, "Knot increments the serial on update");
-    let expected = dig_axfr(knot.address);
-    assert_eq!(as_text(&updated), expected);
-    assert!(expected.iter().any(|r| r.contains("192.0.2.13")));
-    assert!(!expected.iter().any(|r| r.contains("192.0.2.12")));
-    // Incremental or whole, the same copy.
-    let Ok(Fetched::Axfr(whole)) = fetch_now(knot.address, Some(&key), ORIGIN, None) else {
-        panic!("no AXFR from knotd:\n{}", knot.log_text());
-    };
-    assert_eq!(whole, updated);
+    let knot = start_primary(Primary::knot);
+    axfr_then_ixfr_after_an_update(&knot, true);
     let log = knot.log_text();
     assert!(
         log.lines()
@@ -184,11 +195,43 @@ fn from_knot_by_axfr_then_by_ixfr_after_an_update() {
 
 #[test]
 #[cfg_attr(
+    not(all(apidns_has_named, apidns_has_dig, apidns_has_nsupdate)),
+    ignore = "needs named, dig and nsupdate: apt-get install bind9 bind9-dnsutils"
+)]
+fn from_bind_by_axfr_then_by_ixfr_after_an_update() {
+    let named = start_primary(Primary::bind);
+    axfr_then_ixfr_after_an_update(&named, true);
+    let log = named.log_text();
+    assert!(
+        log.lines().any(|line| line.contains(": IXFR ended")),
+        "named did not answer by IXFR:\n{log}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(all(apidns_has_named, apidns_has_dig, apidns_has_nsupdate)),
+    ignore = "needs named, dig and nsupdate: apt-get install bind9 bind9-dnsutils"
+)]
+fn from_bind_answering_ixfr_with_the_whole_zone() {
+    // BIND's default ratio: the difference is larger than this small zone.
+    let named = start_primary(|zone, port| Primary::bind_with(zone, port, ""));
+    axfr_then_ixfr_after_an_update(&named, false);
+    let log = named.log_text();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("AXFR-style IXFR ended")),
+        "named did not answer the IXFR with the whole zone:\n{log}"
+    );
+}
+
+#[test]
+#[cfg_attr(
     not(all(apidns_has_knotd, apidns_has_dig)),
     ignore = "needs knotd and dig: apt-get install knot bind9-dnsutils"
 )]
 fn from_knot_a_wrong_key_a_missing_key_or_another_zone_bring_no_copy() {
-    let knot = start_knot();
+    let knot = start_primary(Primary::knot);
     let key = tsig_key("xfr-key.", SECRET_BYTES);
     let wrong_secret = tsig_key("xfr-key.", b"not-the-secret-not-the-secret-00");
     let unknown_key = tsig_key("other-key.", SECRET_BYTES);
@@ -210,4 +253,95 @@ fn from_knot_a_wrong_key_a_missing_key_or_another_zone_bring_no_copy() {
         Err(error @ FetchError::Unreachable(_)) => assert_eq!(error.label(), "unreachable"),
         other => panic!("no primary: {other:?}"),
     }
+}
+
+/// apidns as the primary: its zone transferred to `xfr-key` and updated with `ops-key`, pool
+/// `api` of two members, its history of versions (for IXFR) in `state`.
+fn start_apidns_primary(state: &TempDir) -> TestServer {
+    let zone = format!(
+        "transfer = {{ keys = [\"xfr-key\"] }}\nupdate = {{ keys = [\"ops-key\"], allow = \"pool-members\" }}\n{}\
+         refresh = 3600\n\n[pool.api]\nport = {}\nmembers = [\"127.0.0.11\", \"127.0.0.12\"]\n",
+        zone_with_records(&["{ name = \"www\", type = \"TXT\", value = \"static data\" }"]),
+        free_port(),
+    );
+    let mut spec = ServerSpec::zone(&zone);
+    let mut tsig = String::new();
+    for name in ["xfr-key", "ops-key"] {
+        tsig.push_str(&format!(
+            "\n[[tsig]]\nname = \"{name}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n"
+        ));
+    }
+    spec.server_extra = format!("state_dir = \"{}\"\n{tsig}", state.path().display());
+    TestServer::start(spec)
+}
+
+#[test]
+#[cfg_attr(
+    not(all(apidns_has_dig, apidns_has_nsupdate)),
+    ignore = "needs dig and nsupdate: apt-get install bind9-dnsutils"
+)]
+fn from_apidns_by_axfr_then_by_ixfr_after_an_update() {
+    let state = TempDir::new("transfer-in-state");
+    let primary = start_apidns_primary(&state);
+    let key = tsig_key("xfr-key.", SECRET_BYTES);
+    let Ok(Fetched::Axfr(copy)) = fetch_now(primary.addr(), Some(&key), ORIGIN, None) else {
+        panic!("no AXFR from apidns");
+    };
+    assert_eq!(as_text(&copy), dig_axfr(primary.addr()));
+    assert!(
+        as_text(&copy)
+            .iter()
+            .any(|r| r == "api.k8s.example.com. 5 in a 127.0.0.12"),
+        "{copy:#?}"
+    );
+    assert_eq!(
+        fetch_now(primary.addr(), Some(&key), ORIGIN, Some(&copy)).expect("an IXFR"),
+        Fetched::UpToDate {
+            serial: copy.serial()
+        }
+    );
+
+    nsupdate(
+        primary.addr(),
+        &peer_key("ops-key"),
+        "update add api.k8s.example.com. 60 A 127.0.0.13",
+    )
+    .expect("nsupdate to apidns");
+    // apidns records the new version in its transfer history just after the update is
+    // answered (its NOTIFY task does): an IXFR in between gets the whole zone, as RFC 1995
+    // section 4 allows. Asked again until the difference is there.
+    let mut last = None;
+    wait_until(START_LIMIT, || {
+        last = Some(fetch_now(primary.addr(), Some(&key), ORIGIN, Some(&copy)));
+        matches!(last, Some(Ok(Fetched::Ixfr(_))))
+    });
+    let updated = match last {
+        Some(Ok(Fetched::Ixfr(updated))) => updated,
+        other => panic!("no IXFR from apidns: {other:?}"),
+    };
+    assert_ne!(updated.serial(), copy.serial());
+    let serial = runtime().block_on(soa_serial(primary.addr(), Some(&key), &origin(), TIMEOUT));
+    assert_eq!(serial.expect("the SOA serial"), updated.serial());
+    assert_eq!(as_text(&updated), dig_axfr(primary.addr()));
+    assert!(
+        as_text(&updated)
+            .iter()
+            .any(|r| r == "api.k8s.example.com. 5 in a 127.0.0.13"),
+        "{updated:#?}"
+    );
+    let Ok(Fetched::Axfr(whole)) = fetch_now(primary.addr(), Some(&key), ORIGIN, None) else {
+        panic!("no AXFR from apidns");
+    };
+    assert_eq!(whole, updated);
+    // A key the zone is not transferred to.
+    let refused = fetch_now(
+        primary.addr(),
+        Some(&tsig_key("ops-key.", SECRET_BYTES)),
+        ORIGIN,
+        None,
+    );
+    assert!(
+        matches!(refused, Err(FetchError::Refused(ResponseCode::Refused))),
+        "{refused:?}"
+    );
 }
