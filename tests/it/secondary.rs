@@ -345,6 +345,10 @@ fn send_notify(from: &str, to: SocketAddr, signed: bool) -> Option<Message> {
 }
 
 fn soa_record(serial: u32) -> Record {
+    soa_record_timed(serial, 3600, 600, 604_800)
+}
+
+fn soa_record_timed(serial: u32, refresh: i32, retry: i32, expire: i32) -> Record {
     Record::from_rdata(
         Name::from_ascii(ORIGIN).unwrap(),
         60,
@@ -352,12 +356,68 @@ fn soa_record(serial: u32) -> Record {
             Name::from_ascii("ns1.k8s.example.com.").unwrap(),
             Name::from_ascii("hostmaster.example.com.").unwrap(),
             serial,
-            3600,
-            600,
-            604_800,
+            refresh,
+            retry,
+            expire,
             5,
         )),
     )
+}
+
+/// A copy as a finished transfer leaves it in `state`: `soa`, an NS record and `api` at `member`.
+fn keep_copy(state: &TempDir, soa: &Record, member: [u8; 4]) -> String {
+    let copy = format!(
+        "$ORIGIN .\n{soa}\n{}\n{}\n",
+        Record::from_rdata(
+            Name::from_ascii(ORIGIN).unwrap(),
+            300,
+            RData::NS(NS(Name::from_ascii("ns1.k8s.example.com.").unwrap()))
+        ),
+        Record::from_rdata(
+            Name::from_ascii(API).unwrap(),
+            5,
+            RData::A(A(member.into()))
+        ),
+    );
+    std::fs::create_dir_all(state.path().join("secondary")).expect("the copies' directory");
+    state.write("secondary/k8s.example.com.zone", &copy);
+    copy
+}
+
+#[test]
+fn past_the_expire_without_the_primary_the_zone_answers_servfail() {
+    let port = free_port();
+    let _member = Backend::start_at(loopback(41, port));
+    let state = TempDir::new("secondary");
+    // Refresh and retry every second, expire after three: nothing answers at the primary.
+    keep_copy(&state, &soa_record_timed(5, 1, 1, 3), [127, 0, 0, 41]);
+    let secondary = start(
+        loopback(1, free_port()),
+        &state,
+        &secondary_zone(loopback(1, free_port()), None, port),
+    );
+    wait_answered(
+        &secondary,
+        &["127.0.0.41"],
+        "the kept copy, not yet expired",
+    );
+    let state_of = |server: &TestServer| status(server)["secondaries"][0]["state"].clone();
+    assert!(
+        wait_until(LIMIT, || state_of(&secondary) == "refresh overdue").is_some(),
+        "overdue before expired: {}",
+        status(&secondary)
+    );
+    assert!(
+        wait_until(LIMIT, || rcode(&secondary, API) == ResponseCode::ServFail).is_some(),
+        "SERVFAIL past the expire: {}",
+        status(&secondary)
+    );
+    assert_eq!(state_of(&secondary), "expired");
+    let (_, metrics) = http_get(secondary.http.expect("http"), "/metrics");
+    assert!(
+        metrics.contains("apidns_secondary_expired{zone=\"k8s.example.com.\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
