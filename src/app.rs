@@ -18,7 +18,7 @@ use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::reload::{Reloader, listen_for_hangup};
 use crate::server::{Answerer, BindError, DnsServer, QueryLog};
-use crate::transfer::secondary::{Deliver, NotifyDoor, Secondaries, SecondaryStatus};
+use crate::transfer::secondary::{Deliver, Secondaries, SecondaryDoor, SecondaryStatus};
 use crate::transfer::{History, Notifier, NotifyCounters};
 use crate::update::{Apply, Discovered, Transferred, UpdateDoor, Writer, journal};
 use crate::zone::Snapshot;
@@ -89,7 +89,7 @@ pub async fn serve(
     let copies = crate::transfer::secondary::kept_copies(&config);
     copies.lay_over(&mut config);
     let secondary_status = SecondaryStatus::default();
-    let notify_door = NotifyDoor::default();
+    let secondary_door = SecondaryDoor::default();
     let (door, update_requests, keys) = UpdateDoor::new(config.server.tsig_keys.clone());
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
@@ -132,7 +132,7 @@ pub async fn serve(
         snapshot.clone(),
         door,
         history.clone(),
-        notify_door.clone(),
+        secondary_door.clone(),
         metrics.clone(),
         &options,
     );
@@ -173,7 +173,7 @@ pub async fn serve(
         secondary_status,
         secondary_metrics,
         config.server.state_dir.clone(),
-        notify_door,
+        secondary_door,
         shutdown.child_token(),
     );
     secondaries.sync(&config);
@@ -221,7 +221,7 @@ fn answerer(
     snapshot: Arc<ArcSwap<Snapshot>>,
     updates: UpdateDoor,
     transfer_history: Arc<History>,
-    notify: NotifyDoor,
+    secondaries: SecondaryDoor,
     metrics: Arc<Metrics>,
     options: &ServeOptions,
 ) -> Answerer {
@@ -234,7 +234,7 @@ fn answerer(
         nsid: config.server.nsid.as_deref().map(Arc::from),
         cookies: Arc::new(cookie_secrets(&config.server)),
         transfer_history,
-        notify,
+        secondaries,
         require_server_cookie: config.server.require_server_cookie,
     }
 }

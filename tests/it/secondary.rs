@@ -194,15 +194,43 @@ fn an_update_to_an_apidns_primary_reaches_the_secondary_once_probed() {
     );
     assert!(metrics.contains("apidns_secondary_seconds_since_refresh{zone=\"k8s.example.com.\"}"));
 
-    // An update sent to the secondary is not its to take (forwarding is not done yet).
-    assert!(
-        nsupdate(
-            secondary.addr(),
-            &key("ops-key"),
-            "update add api.k8s.example.com. 5 A 127.0.0.14"
-        )
-        .is_err()
+    // An update sent to the secondary is forwarded to the primary (RFC 2136 section 6), signed
+    // as the client signed it, and comes back by NOTIFY and IXFR.
+    nsupdate(
+        secondary.addr(),
+        &key("ops-key"),
+        "update add api.k8s.example.com. 5 A 127.0.0.14",
+    )
+    .expect("the primary takes the forwarded update");
+    assert_eq!(
+        soa_serial(primary.addr(), ORIGIN),
+        Some(serial_with_13 + 2),
+        "the primary applied it (after the removal of .11)"
     );
+    let members_of = |server: &TestServer| -> Vec<String> {
+        status(server)["zones"][0]["pools"][0]["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["address"].as_str().map(ToString::to_string))
+            .collect()
+    };
+    assert!(
+        wait_until(LIMIT, || members_of(&secondary)
+            .contains(&"127.0.0.14".to_string()))
+        .is_some(),
+        "the forwarded update comes back: {}",
+        status(&secondary)
+    );
+    // Signed with a key the primary does not take for updates: its refusal is the answer.
+    let refused = nsupdate(
+        secondary.addr(),
+        &key("xfr-key"),
+        "update add api.k8s.example.com. 5 A 127.0.0.15",
+    )
+    .unwrap_err();
+    assert!(refused.contains("REFUSED"), "{refused}");
+
     // A NOTIFY from elsewhere than the primary is refused, as is an unsigned one.
     let reply = send_notify("127.0.0.2:0", secondary.addr(), true).expect("an answer");
     assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
@@ -221,7 +249,7 @@ fn an_update_to_an_apidns_primary_reaches_the_secondary_once_probed() {
     wait_answered(&restarted, &["127.0.0.12"], "the kept copy after a restart");
     assert_eq!(
         soa_serial(restarted.addr(), ORIGIN),
-        Some(serial_with_13 + 1)
+        Some(serial_with_13 + 2)
     );
     let kept = std::fs::read_to_string(
         secondary_state

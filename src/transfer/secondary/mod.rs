@@ -5,12 +5,15 @@
 //!
 //! - `refresh.rs`: one zone's loop: SOA query, IXFR/AXFR, the SOA's refresh, retry and expire;
 //! - `state.rs`: the last copy put in force, kept in `state_dir/secondary/` as a master file;
-//! - `notify_in.rs`: NOTIFY from the primary, which starts a refresh at once;
+//! - `notify_in.rs`: NOTIFY from the primary, which starts a refresh at once, and which
+//!   secondary zone an UPDATE is for;
+//! - `forward.rs`: an UPDATE for a secondary zone, forwarded to its primary (RFC 2136 §6);
 //! - `status.rs`: each zone's state for /status, and the metrics.
 //!
 //! This layer sits beside `update`: it never imports it. The daemon hands it a [`Deliver`]
 //! that carries a copy to the writer.
 
+pub mod forward;
 mod notify_in;
 mod refresh;
 pub mod state;
@@ -31,7 +34,7 @@ use crate::config::{
 };
 use crate::transfer::incoming::ZoneCopy;
 
-pub use notify_in::NotifyDoor;
+pub use notify_in::SecondaryDoor;
 pub use status::{
     Freshness, SecondaryMetrics, SecondaryStatus, TransferLabels, ZoneLabel, ZoneRefresh,
 };
@@ -67,7 +70,7 @@ struct Running {
 pub struct Secondaries<D> {
     shared: Arc<Shared<D>>,
     running: BTreeMap<Name, Running>,
-    door: NotifyDoor,
+    door: SecondaryDoor,
     shutdown: CancellationToken,
 }
 
@@ -77,7 +80,7 @@ impl<D: Deliver> Secondaries<D> {
         status: SecondaryStatus,
         metrics: SecondaryMetrics,
         state_dir: Option<PathBuf>,
-        door: NotifyDoor,
+        door: SecondaryDoor,
         shutdown: CancellationToken,
     ) -> Self {
         Self {

@@ -24,14 +24,27 @@ pub(super) struct Listener {
     pub wake: Arc<Notify>,
 }
 
-/// The way from the server's edge to the refresh loops: cheap to clone, shared by every
-/// listener. NOTIFY is rare, so a mutex (never held across an await) is enough.
+/// The way from the server's edge to the secondary zones: NOTIFY wakes a refresh loop, and an
+/// UPDATE learns where to be forwarded. Cheap to clone, shared by every listener. Both are rare,
+/// so a mutex (never held across an await) is enough.
 #[derive(Debug, Clone, Default)]
-pub struct NotifyDoor(Arc<Mutex<HashMap<Name, Listener>>>);
+pub struct SecondaryDoor(Arc<Mutex<HashMap<Name, Listener>>>);
 
-impl NotifyDoor {
+impl SecondaryDoor {
     pub(super) fn set(&self, listeners: HashMap<Name, Listener>) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = listeners;
+    }
+
+    /// The primary an UPDATE (the whole message) must be forwarded to, when its zone section
+    /// names a secondary zone here.
+    pub fn primary_of_update(&self, update: &[u8]) -> Option<SocketAddr> {
+        let message = Message::from_vec(update).ok()?;
+        let zone = message.queries.first()?.name().to_lowercase();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&zone)
+            .map(|listener| listener.primary)
     }
 
     /// The answer to the NOTIFY `request` from `peer` (the whole message as received); `None`
@@ -111,7 +124,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_primary_wakes_the_refresh() {
-        let door = NotifyDoor::default();
+        let door = SecondaryDoor::default();
         let wake = Arc::new(Notify::new());
         let primary: SocketAddr = "127.0.0.2:53".parse().unwrap();
         door.set(HashMap::from([(
