@@ -592,3 +592,69 @@ fn check_names_the_field_and_line_of_data_that_comes_from_the_primary() {
         "{text}"
     );
 }
+
+#[test]
+fn a_reload_keeps_the_refresh_loop_unless_the_primary_changes() {
+    let port = free_port();
+    let _member = Backend::start_at(loopback(51, port));
+    let (primary_state, secondary_state) = (TempDir::new("primary"), TempDir::new("secondary"));
+    let secondary_address = loopback(1, free_port());
+    let primary = start(
+        loopback(1, free_port()),
+        &primary_state,
+        &primary_zone(&["127.0.0.51"], port, secondary_address),
+    );
+    let zone = secondary_zone(primary.addr(), Some("xfr-key"), port);
+    let secondary = start(secondary_address, &secondary_state, &zone);
+    wait_answered(&secondary, &["127.0.0.51"], "the first transfer");
+    let zone_file = secondary.dir.path().join("zones/k8s.example.com.toml");
+    let up_to_date = |server: &TestServer| -> usize {
+        let (_, metrics) = http_get(server.http.expect("http"), "/metrics");
+        metrics
+            .lines()
+            .find(|line| line.contains("kind=\"up_to_date\""))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        up_to_date(&secondary),
+        0,
+        "the first refresh was a transfer"
+    );
+    // A pool setting changes: the copy is laid over the new settings, the loop stays (a new
+    // loop would ask the primary for its SOA at once).
+    std::fs::write(
+        &zone_file,
+        zone.replace(
+            &format!("port = {port}\n"),
+            &format!("port = {port}\nttl = 9\n"),
+        ),
+    )
+    .expect("rewrite the zone file");
+    let ttl = || {
+        udp(secondary.addr(), &query(API, RecordType::A, None))
+            .answers
+            .first()
+            .map(|record| record.ttl)
+    };
+    assert!(
+        wait_until(LIMIT, || ttl() == Some(9)).is_some(),
+        "the reload applies the pool's ttl"
+    );
+    // Now the key changes: a new loop, whose first SOA query finds the serial current.
+    std::fs::write(
+        &zone_file,
+        zone.replace(", key = \"xfr-key\"", ", key = \"ops-key\""),
+    )
+    .expect("rewrite the zone file");
+    assert!(
+        wait_until(LIMIT, || up_to_date(&secondary) >= 1).is_some(),
+        "a changed primary key starts a new loop"
+    );
+    assert_eq!(
+        up_to_date(&secondary),
+        1,
+        "only the changed key started a loop, not the changed ttl"
+    );
+}
