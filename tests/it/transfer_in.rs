@@ -345,3 +345,113 @@ fn from_apidns_by_axfr_then_by_ixfr_after_an_update() {
         "{refused:?}"
     );
 }
+
+/// A primary on loopback for one connection: it reads the request, writes the messages that
+/// `answer` makes for the request's ID and closes its side; when there are none, it holds the
+/// connection open, silent, until the client closes it.
+fn scripted_primary(answer: impl FnOnce(u16) -> Vec<Vec<u8>> + Send + 'static) -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let address = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut head = [0u8; 4];
+        if stream.read_exact(&mut head).is_err() {
+            return;
+        }
+        let mut rest = vec![0u8; usize::from(u16::from_be_bytes([head[0], head[1]])) - 2];
+        if stream.read_exact(&mut rest).is_err() {
+            return;
+        }
+        let messages = answer(u16::from_be_bytes([head[2], head[3]]));
+        for message in &messages {
+            let length = u16::try_from(message.len()).expect("a TCP message");
+            let _ = stream.write_all(&length.to_be_bytes());
+            let _ = stream.write_all(message);
+        }
+        if !messages.is_empty() {
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+        }
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
+    });
+    address
+}
+
+/// An unsigned AXFR answer message with `id` carrying `records`, the question when `first`.
+fn axfr_message(id: u16, first: bool, records: Vec<hickory_proto::rr::Record>) -> Vec<u8> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    let mut message = Message::new(id, MessageType::Response, OpCode::Query);
+    message.metadata.authoritative = true;
+    if first {
+        message.queries = vec![Query::query(origin(), RecordType::AXFR)];
+    }
+    message.answers = records;
+    message.to_vec().expect("encodes")
+}
+
+fn zone_records(serial: u32) -> (hickory_proto::rr::Record, Vec<hickory_proto::rr::Record>) {
+    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::{RData, Record};
+    let soa = Record::from_rdata(
+        origin(),
+        60,
+        RData::SOA(SOA::new(
+            Name::from_ascii("ns1.k8s.example.com.").expect("a name"),
+            Name::from_ascii("hostmaster.k8s.example.com.").expect("a name"),
+            serial,
+            3600,
+            600,
+            86400,
+            5,
+        )),
+    );
+    let api = Name::from_ascii("api.k8s.example.com.").expect("a name");
+    let members = (1..=3)
+        .map(|i| Record::from_rdata(api.clone(), 5, RData::A(A::new(192, 0, 2, i))))
+        .collect();
+    (soa, members)
+}
+
+#[test]
+fn a_transfer_cut_before_its_closing_soa_brings_no_copy() {
+    let whole = scripted_primary(|id| {
+        let (soa, members) = zone_records(9);
+        vec![
+            axfr_message(id, true, [vec![soa.clone()], members].concat()),
+            axfr_message(id, false, vec![soa]),
+        ]
+    });
+    match fetch_now(whole, None, ORIGIN, None) {
+        Ok(Fetched::Axfr(copy)) => assert_eq!((copy.serial(), copy.records.len()), (9, 3)),
+        other => panic!("the whole transfer: {other:?}"),
+    }
+    let cut = scripted_primary(|id| {
+        let (soa, members) = zone_records(9);
+        vec![axfr_message(id, true, [vec![soa], members].concat())]
+    });
+    match fetch_now(cut, None, ORIGIN, None) {
+        Err(error @ FetchError::Incomplete) => assert_eq!(error.label(), "incomplete"),
+        other => panic!("the cut transfer: {other:?}"),
+    }
+}
+
+#[test]
+fn a_primary_that_never_answers_times_out() {
+    let silent = scripted_primary(|_| Vec::new());
+    let started = std::time::Instant::now();
+    let result = runtime().block_on(fetch(
+        silent,
+        None,
+        &origin(),
+        None,
+        Duration::from_millis(300),
+    ));
+    match result {
+        Err(error @ FetchError::Timeout) => assert_eq!(error.label(), "timeout"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
+}

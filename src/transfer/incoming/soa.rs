@@ -65,3 +65,75 @@ pub fn soa_answer(
         })
         .ok_or_else(|| FetchError::Malformed("the answer holds no SOA of the zone".to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::Query;
+
+    use super::*;
+    use crate::dns::tsig;
+    use crate::transfer::incoming::test_support::{make_request, origin, soa};
+
+    /// The answer to an unsigned SOA query `id`, as `edit` leaves it.
+    fn answer(id: u16, edit: impl FnOnce(&mut Message)) -> Vec<u8> {
+        let mut message = Message::new(id, MessageType::Response, OpCode::Query);
+        message.metadata.authoritative = true;
+        message.queries = vec![Query::query(origin(), RecordType::SOA)];
+        message.answers = vec![soa(42)];
+        edit(&mut message);
+        message.to_vec().expect("encodes")
+    }
+
+    fn read(bytes: &[u8]) -> Result<SoaAnswer, FetchError> {
+        soa_answer(bytes, 7, &origin(), None, tsig::now())
+    }
+
+    #[test]
+    fn the_serial_of_an_authoritative_answer() {
+        assert_eq!(read(&answer(7, |_| {})).ok(), Some(SoaAnswer::Serial(42)));
+        let truncated = answer(7, |m| {
+            m.metadata.truncation = true;
+            m.answers.clear();
+        });
+        assert_eq!(read(&truncated).ok(), Some(SoaAnswer::Truncated));
+    }
+
+    #[test]
+    fn answers_that_tell_no_serial() {
+        let not_authoritative = answer(7, |m| m.metadata.authoritative = false);
+        let other_zone = answer(7, |m| {
+            m.queries = vec![Query::query(
+                Name::from_ascii("example.org.").expect("a name"),
+                RecordType::SOA,
+            )]
+        });
+        let refused = answer(7, |m| m.metadata.response_code = ResponseCode::Refused);
+        let no_soa = answer(7, |m| m.answers.clear());
+        for (bytes, label) in [
+            (answer(8, |_| {}), "malformed"),
+            (not_authoritative, "not_authoritative"),
+            (other_zone, "wrong_zone"),
+            (refused, "refused"),
+            (no_soa, "malformed"),
+        ] {
+            assert_eq!(read(&bytes).err().map(|e| e.label()), Some(label));
+        }
+    }
+
+    #[test]
+    fn a_signed_query_needs_a_signed_answer() {
+        let request = make_request(RecordType::SOA, None, true);
+        let mut chain = request.chain.expect("signed");
+        let unsigned = answer(request.id, |_| {});
+        assert!(matches!(
+            soa_answer(
+                &unsigned,
+                request.id,
+                &origin(),
+                Some(&mut chain),
+                tsig::now()
+            ),
+            Err(FetchError::BadTsig(_))
+        ));
+    }
+}
