@@ -126,6 +126,7 @@ impl<D: Deliver> Secondaries<D> {
             if self.running.contains_key(&zone) {
                 continue;
             }
+            tracing::info!(%zone, primary = %settings.0.address, key = ?settings.0.key.as_ref().map(ToString::to_string), "secondary zone: refresh loop started");
             let stop = self.shutdown.child_token();
             let wake = Arc::new(Notify::new());
             let task = tokio::spawn(refresh::run(
