@@ -2,7 +2,7 @@
 # A new target goes here, in fuzz/Cargo.toml, and gets seeds in fuzz/seeds/<target>/.
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
-all_targets=(respond_udp respond_tcp tcp_framing config_main config_zone update journal http_admin config_records_file transfer state_files notify_reply discover_slice)
+all_targets=(respond_udp respond_tcp tcp_framing config_main config_zone update journal http_admin config_records_file transfer transfer_in state_files notify_reply discover_slice)
 
 # The committed seeds a target starts from.
 seeds_of() {
@@ -23,6 +23,8 @@ options_of() {
         journal) echo "-dict=journal.dict -max_len=8192" ;;
         http_admin) echo "-dict=http.dict -max_len=4096" ;;
         transfer | notify_reply) echo "-dict=dns.dict -max_len=4096" ;;
+        # Several messages of an answer in one input.
+        transfer_in) echo "-dict=dns.dict -max_len=16384" ;;
         state_files) echo "-dict=dns.dict -max_len=32768" ;;
         discover_slice) echo "-dict=kube.dict -max_len=8192" ;;
     esac

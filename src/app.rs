@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::config::{Config, DiscoveryVerdict};
+use crate::config::{Config, CopyError, DiscoveryVerdict};
 use crate::discover::{Discovery, Propose, WatchStatus};
 use crate::dns::cookie::CookieSecrets;
 use crate::health::{Probers, publish_changes};
@@ -18,14 +18,17 @@ use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::reload::{Reloader, listen_for_hangup};
 use crate::server::{Answerer, BindError, DnsServer, QueryLog};
+use crate::transfer::secondary::{Deliver, Secondaries, SecondaryDoor, SecondaryStatus};
 use crate::transfer::{History, Notifier, NotifyCounters};
-use crate::update::{Apply, Discovered, UpdateDoor, Writer, journal};
+use crate::update::{Apply, Discovered, Transferred, UpdateDoor, Writer, journal};
 use crate::zone::Snapshot;
 
 /// Reloads waiting for the writer; the reload loop sends one at a time.
 const RELOAD_QUEUE: usize = 1;
 /// Discovered memberships waiting for the writer; each watcher sends one at a time.
 const DISCOVERED_QUEUE: usize = 8;
+/// Secondary zones' copies waiting for the writer; each refresh loop sends one at a time.
+const TRANSFERRED_QUEUE: usize = 8;
 
 /// Settings of `apidns serve` that come from the command line rather than the files.
 #[derive(Debug, Clone, Default)]
@@ -81,6 +84,12 @@ pub async fn serve(
     // Transferred zones keep the serials secondaries already hold (see `History`).
     let history = Arc::new(History::load(config.server.state_dir.as_deref()));
     history.continue_serials(&mut config.zones);
+    // Secondary zones' last copies, kept in state_dir: served from the start, before the
+    // primary answers (after the serials above: a copy keeps its primary's serial).
+    let copies = crate::transfer::secondary::kept_copies(&config);
+    copies.lay_over(&mut config);
+    let secondary_status = SecondaryStatus::default();
+    let secondary_door = SecondaryDoor::default();
     let (door, update_requests, keys) = UpdateDoor::new(config.server.tsig_keys.clone());
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
@@ -101,6 +110,7 @@ pub async fn serve(
             admin_token: config.server.admin_token.clone(),
             changes: probers.announcer(),
             discovery: watch_status.clone(),
+            secondaries: secondary_status.clone(),
         };
         let listener = open_http(address).await?;
         tasks.spawn(http::serve(listener, Arc::new(state), shutdown.clone()));
@@ -122,6 +132,7 @@ pub async fn serve(
         snapshot.clone(),
         door,
         history.clone(),
+        secondary_door.clone(),
         metrics.clone(),
         &options,
     );
@@ -132,6 +143,7 @@ pub async fn serve(
     let members = probers.len();
     let journal_damaged = metrics.journal_damaged.clone();
     let discover_metrics = metrics.discover.clone();
+    let secondary_metrics = metrics.secondary.clone();
     tasks.spawn(
         notifier(&snapshot, &history, &keys, &metrics).run(probers.subscribe(), shutdown.clone()),
     );
@@ -155,10 +167,21 @@ pub async fn serve(
         shutdown.child_token(),
     );
     discovery.sync(&config);
+    let (transferred_sender, transferred_requests) = tokio::sync::mpsc::channel(TRANSFERRED_QUEUE);
+    let mut secondaries = Secondaries::new(
+        CopyToWriter(transferred_sender),
+        secondary_status,
+        secondary_metrics,
+        config.server.state_dir.clone(),
+        secondary_door,
+        shutdown.child_token(),
+    );
+    secondaries.sync(&config);
     let switchover = Switchover {
         probers,
         snapshot: snapshot.clone(),
         discovery,
+        secondaries,
     };
     let writer = Writer::new(
         switchover,
@@ -169,7 +192,8 @@ pub async fn serve(
         keys,
         journal_damaged,
     )
-    .with_discovery(discovered, discovered_requests);
+    .with_discovery(discovered, discovered_requests)
+    .with_transfers(copies, transferred_requests);
     tasks.spawn(writer.run(update_requests, reload_requests, shutdown.clone()));
     tasks.spawn(reloader.run(shutdown.clone()));
     ready.store(true, Ordering::Release);
@@ -197,6 +221,7 @@ fn answerer(
     snapshot: Arc<ArcSwap<Snapshot>>,
     updates: UpdateDoor,
     transfer_history: Arc<History>,
+    secondaries: SecondaryDoor,
     metrics: Arc<Metrics>,
     options: &ServeOptions,
 ) -> Answerer {
@@ -209,6 +234,7 @@ fn answerer(
         nsid: config.server.nsid.as_deref().map(Arc::from),
         cookies: Arc::new(cookie_secrets(&config.server)),
         transfer_history,
+        secondaries,
         require_server_cookie: config.server.require_server_cookie,
     }
 }
@@ -264,6 +290,8 @@ struct Switchover {
     snapshot: Arc<ArcSwap<Snapshot>>,
     /// The cluster watches follow the configuration in force (kept when unchanged).
     discovery: Discovery<ToWriter>,
+    /// So do the secondary zones' refresh loops.
+    secondaries: Secondaries<CopyToWriter>,
 }
 
 impl Apply for Switchover {
@@ -283,6 +311,7 @@ impl Apply for Switchover {
             .announcer()
             .send_modify(|generation| *generation += 1);
         self.discovery.sync(next);
+        self.secondaries.sync(next);
     }
 
     fn members(&self) -> usize {
@@ -310,6 +339,29 @@ impl Propose for ToWriter {
             return DiscoveryVerdict::NotDiscovering;
         }
         verdict.await.unwrap_or(DiscoveryVerdict::NotDiscovering)
+    }
+}
+
+/// How a secondary zone's refresh loop reaches the single writer (see [`Deliver`]).
+struct CopyToWriter(tokio::sync::mpsc::Sender<Transferred>);
+
+impl Deliver for CopyToWriter {
+    async fn deliver(
+        &self,
+        origin: hickory_proto::rr::Name,
+        copy: Option<crate::transfer::incoming::ZoneCopy>,
+    ) -> Result<(), CopyError> {
+        let (reply, verdict) = tokio::sync::oneshot::channel();
+        let request = Transferred {
+            origin,
+            copy: copy.map(crate::transfer::secondary::transferred),
+            reply,
+        };
+        let stopped = || CopyError::new("the writer has stopped (shutting down)");
+        if self.0.send(request).await.is_err() {
+            return Err(stopped());
+        }
+        verdict.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::discover::DiscoverMetrics;
 use crate::dns::Transport;
+use crate::transfer::secondary::SecondaryMetrics;
 use crate::zone::Signal;
 
 /// A zone's name as a label value, shared rather than copied per query.
@@ -179,6 +180,9 @@ pub struct Metrics {
     pub discover: DiscoverMetrics,
     /// NOTIFY messages to secondaries, by result (acknowledged, retried, failed).
     pub notifies: Family<ResultLabels, Counter>,
+    /// Secondary zones: refreshes by kind and result, time since the primary last answered,
+    /// expired copies, serials.
+    pub secondary: SecondaryMetrics,
 }
 
 impl Metrics {
@@ -210,11 +214,13 @@ impl Metrics {
             journal_damaged: Gauge::default(),
             discover: DiscoverMetrics::default(),
             notifies: Family::default(),
+            secondary: SecondaryMetrics::default(),
         };
         metrics.register_answering();
         metrics.register_probing();
         metrics.register_pools_and_reloads();
         metrics.register_discovery();
+        metrics.register_secondary();
         metrics.register_build_info();
         metrics
     }
@@ -338,6 +344,32 @@ impl Metrics {
             "discover_watch_errors",
             "Failed connections, lists and watches of the cluster, by pool",
             discover.watch_errors.clone(),
+        );
+    }
+
+    /// What secondary zones' refreshes did.
+    fn register_secondary(&mut self) {
+        let registry = &mut self.registry;
+        let secondary = &self.secondary;
+        registry.register(
+            "transfers_in",
+            "Refreshes of secondary zones from their primary, by zone, kind (axfr, ixfr, up_to_date, soa) and result (ok, refused, or why the fetch failed)",
+            secondary.transfers.clone(),
+        );
+        registry.register(
+            "secondary_seconds_since_refresh",
+            "Seconds since the primary last answered for the zone (a transfer or a current serial)",
+            secondary.seconds_since_refresh.clone(),
+        );
+        registry.register(
+            "secondary_expired",
+            "1 while the zone's copy is past the SOA's expire and the zone answers SERVFAIL",
+            secondary.expired.clone(),
+        );
+        registry.register(
+            "secondary_serial",
+            "Serial of the secondary zone's copy in force",
+            secondary.serial.clone(),
         );
     }
 

@@ -33,6 +33,7 @@ fn state(with_token: bool) -> &'static HttpState {
             admin_token,
             changes: tokio::sync::watch::channel(0).0,
             discovery: apidns::discover::WatchStatus::default(),
+            secondaries: Default::default(),
         };
         [make(None), make(Some(TOKEN.to_string()))]
     });

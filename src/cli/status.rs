@@ -67,6 +67,16 @@ impl Status {
         if self.document["ready"].as_bool() == Some(false) {
             out.push_str("apidns is starting: its first probe round has not finished\n\n");
         }
+        for secondary in self.document["secondaries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            secondary_line(&mut out, secondary, now);
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
         for zone in self.document["zones"].as_array().into_iter().flatten() {
             for pool in zone["pools"].as_array().into_iter().flatten() {
                 pool_table(&mut out, zone, pool, now);
@@ -76,6 +86,27 @@ impl Status {
             out.push_str("no pools are configured\n");
         }
         out
+    }
+}
+
+/// A secondary zone in one line: its primary, the serial it serves, how fresh that is, and the
+/// last error when there is one.
+fn secondary_line(out: &mut String, zone: &Value, now: f64) {
+    let refreshed = zone["last_refresh"]
+        .as_f64()
+        .map_or("never".to_string(), |at| {
+            format!("refreshed {}", ago(now - at))
+        });
+    let _ = writeln!(
+        out,
+        "secondary {} from {}: serial {}, {}, {refreshed}",
+        text(&zone["origin"]),
+        text(&zone["primary"]),
+        text(&zone["serial"]),
+        text(&zone["state"]),
+    );
+    if let Some(error) = zone["last_error"].as_str() {
+        let _ = writeln!(out, "  last error: {error}");
     }
 }
 
@@ -338,6 +369,23 @@ mod tests {
             Status::parse("{\"ok\": true}"),
             Err(StatusError::NotAStatusDocument)
         ));
+    }
+
+    #[test]
+    fn a_secondary_zone_says_where_its_copy_stands() {
+        let status = Status::parse(
+            r#"{"ready": true, "zones": [], "secondaries": [{"origin": "k8s.example.com.",
+            "primary": "192.0.2.53:53", "serial": 42, "state": "refresh overdue",
+            "last_refresh": 1000.0, "last_error": "timed out"}]}"#,
+        )
+        .expect("a status document");
+        let table = status.table(at(1090));
+        assert!(
+            table.starts_with(
+                "secondary k8s.example.com. from 192.0.2.53:53: serial 42, refresh overdue, refreshed 1m ago\n  last error: timed out\n"
+            ),
+            "{table}"
+        );
     }
 
     #[test]

@@ -93,6 +93,17 @@ pub struct ZoneFile {
     pub pool: BTreeMap<Spanned<String>, Spanned<PoolSection>>,
     pub update: Option<Spanned<UpdateSection>>,
     pub transfer: Option<Spanned<TransferSection>>,
+    /// On a secondary zone: the primary its data comes from.
+    pub primary: Option<Spanned<PrimarySection>>,
+}
+
+/// `primary = { address = "192.0.2.53:53", key = "xfr-key" }`: the zone's data comes from this
+/// primary by zone transfer; `key` is optional (unsigned transfers on a private network).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrimarySection {
+    pub address: Spanned<String>,
+    pub key: Option<Spanned<String>>,
 }
 
 /// `transfer = { keys = ["xfr-key"], notify = ["192.0.2.54:53"] }`: zone transfers (AXFR,
@@ -139,7 +150,8 @@ pub struct RecordEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSection {
-    pub members: Spanned<Vec<Spanned<MemberEntry>>>,
+    /// Required unless the zone is a secondary (whose members come from the primary).
+    pub members: Option<Spanned<Vec<Spanned<MemberEntry>>>>,
     /// Service label of the pool's SRV records, e.g. `_https._tcp`.
     pub srv: Option<Spanned<String>>,
     /// Where member names live, relative to the origin (default: under the pool's name).

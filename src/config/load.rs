@@ -4,21 +4,23 @@
 use std::path::Path;
 
 use super::error::ConfigError;
-use super::model::{Config, ProbeSettings, ServerSettings, ZoneConfig};
+use super::model::{Config, ProbeSettings, SecondaryZone, ServerSettings, ZoneConfig};
 use super::{main_file, zone_file};
 
 /// Reads and validates the main file at `path` and every zone file in its zones directory.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = read(path)?;
     let (server, probe) = main_file::parse(path, &text)?;
-    let zones = zone_file::load_dir(&server.zones_dir, &probe)?;
+    let (zones, secondaries) = zone_file::load_dir(&server.zones_dir, &probe)?;
     check_update_keys(path, &server, &zones)?;
     check_transfer_keys(path, &server, &zones)?;
+    check_primary_keys(path, &server, &secondaries)?;
     Ok(Config {
         path: path.to_path_buf(),
         server,
         probe,
         zones,
+        secondaries,
     })
 }
 
@@ -102,6 +104,31 @@ fn check_transfer_keys(
                     ),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// The key a secondary zone's `primary` table names must be defined in the main file.
+fn check_primary_keys(
+    path: &Path,
+    server: &ServerSettings,
+    secondaries: &[SecondaryZone],
+) -> Result<(), ConfigError> {
+    for zone in secondaries {
+        let Some(key) = &zone.primary.key else {
+            continue;
+        };
+        if !server.tsig_keys.iter().any(|known| &known.name == key) {
+            return Err(ConfigError {
+                file: zone.file.clone(),
+                position: None,
+                field: Some("primary.key".to_string()),
+                message: format!(
+                    "key {key} is not defined (add a [[tsig]] table with name = \"{key}\" to {})",
+                    path.display()
+                ),
+            });
         }
     }
     Ok(())

@@ -42,3 +42,4 @@ pub use load::{load, parse_main_text, parse_zone_text};
 pub use model::*;
 pub use summary::summary;
 pub use tls::{ClientIdentity, TlsClient, Trust};
+pub use zone_file::{CopyError, TransferredCopies, TransferredCopy, zone_from_copy};

@@ -84,5 +84,30 @@ pub fn summary(config: &Config) -> String {
             }
         }
     }
+    for zone in &config.secondaries {
+        let key = zone
+            .primary
+            .key
+            .as_ref()
+            .map_or("unsigned".to_string(), |key| format!("key {key}"));
+        let _ = writeln!(
+            out,
+            "zone {} ({}): secondary of {} ({key}), {} pools",
+            zone.origin,
+            zone.file.display(),
+            zone.primary.address,
+            zone.pools.len()
+        );
+        for pool in &zone.pools {
+            let _ = writeln!(
+                out,
+                "  pool {}: ttl {}, all_down {}, min_up {}, members from the primary",
+                pool.name,
+                pool.ttl,
+                pool.all_down.as_str(),
+                pool.min_up
+            );
+        }
+    }
     out
 }

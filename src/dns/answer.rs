@@ -40,6 +40,11 @@ impl Answer {
     pub fn refused() -> Self {
         Self::new(ResponseCode::Refused, false)
     }
+
+    /// SERVFAIL: a secondary zone with no copy it can vouch for (none yet, or expired).
+    pub fn unavailable() -> Self {
+        Self::new(ResponseCode::ServFail, false)
+    }
 }
 
 /// Answers `name`/`record_type`/`class` from `snapshot`.
@@ -53,6 +58,9 @@ pub fn resolve(
         return Answer::refused();
     }
     let Some(zone) = snapshot.find_zone(name) else {
+        if snapshot.is_unavailable(name) {
+            return Answer::unavailable();
+        }
         return Answer::refused();
     };
     if matches!(record_type, RecordType::AXFR | RecordType::IXFR) {
@@ -260,6 +268,7 @@ members = [{ name = "cp1", address = "192.0.2.10" }]
             server,
             probe,
             zones: vec![zone],
+            secondaries: Vec::new(),
         };
         Snapshot::build(&config, |_, _| Arc::new(MemberStatus::new(Health::Up)))
     }

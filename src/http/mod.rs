@@ -38,6 +38,8 @@ pub struct HttpState {
     pub changes: tokio::sync::watch::Sender<u64>,
     /// The cluster watches of pools that discover their members, for /status.
     pub discovery: crate::discover::WatchStatus,
+    /// The refresh state of secondary zones, for /status.
+    pub secondaries: crate::transfer::secondary::SecondaryStatus,
 }
 
 /// The body of every response: the whole text at once.
@@ -104,6 +106,7 @@ pub fn route<B>(state: &HttpState, peer: SocketAddr, request: &Request<B>) -> Re
                 &state.snapshot.load(),
                 state.ready.load(Ordering::Acquire),
                 &state.discovery,
+                &state.secondaries,
             ),
         ),
         (&Method::POST, "/drain") => admin(state, peer, request, true),

@@ -6,9 +6,15 @@ use serde_json::{Value, json};
 
 use crate::discover::{WatchState, WatchStatus};
 use crate::health::Health;
+use crate::transfer::secondary::{SecondaryStatus, ZoneRefresh};
 use crate::zone::{LiveState, Snapshot};
 
-pub fn status(snapshot: &Snapshot, ready: bool, discovery: &WatchStatus) -> Value {
+pub fn status(
+    snapshot: &Snapshot,
+    ready: bool,
+    discovery: &WatchStatus,
+    secondaries: &SecondaryStatus,
+) -> Value {
     let zones: Vec<Value> = snapshot
         .zones()
         .iter()
@@ -78,11 +84,38 @@ pub fn status(snapshot: &Snapshot, ready: bool, discovery: &WatchStatus) -> Valu
                 "origin": zone.config.origin.to_string(),
                 "file": zone.config.file.display().to_string(),
                 "serial": zone.config.soa.serial,
+                "primary": zone.config.primary.as_ref().map(|primary| primary.address.to_string()),
                 "pools": pools,
             })
         })
         .collect();
-    json!({ "ready": ready, "zones": zones })
+    let now = SystemTime::now();
+    let secondaries: Vec<Value> = secondaries
+        .all()
+        .into_iter()
+        .map(|(origin, zone)| secondary_status(&origin, &zone, now))
+        .collect();
+    json!({ "ready": ready, "zones": zones, "secondaries": secondaries })
+}
+
+/// A secondary zone: its primary, the serial it serves, when the primary last answered, and
+/// whether that is recent enough (fresh, refresh overdue, expired).
+fn secondary_status(
+    origin: &hickory_proto::rr::Name,
+    zone: &ZoneRefresh,
+    now: SystemTime,
+) -> Value {
+    json!({
+        "origin": origin.to_string(),
+        "primary": zone.primary.to_string(),
+        "serial": zone.serial,
+        "state": zone.freshness(now).as_str(),
+        "last_refresh": zone.last_success.map(unix),
+        "seconds_since_refresh": zone.last_success.map(age),
+        "refresh_seconds": zone.refresh.as_secs(),
+        "expire_seconds": zone.expire.as_secs(),
+        "last_error": zone.last_error,
+    })
 }
 
 /// A discovering pool's watch: where it goes through, what it saw last and what it refused.

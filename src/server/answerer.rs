@@ -34,6 +34,8 @@ pub struct Answerer {
     pub cookies: Arc<CookieSecrets>,
     /// The zones' recent versions, for IXFR.
     pub transfer_history: Arc<crate::transfer::History>,
+    /// Secondary zones: NOTIFY from a primary starts a refresh, an UPDATE is forwarded to it.
+    pub secondaries: crate::transfer::secondary::SecondaryDoor,
     /// Over UDP, a client cookie without a valid server cookie gets BADCOOKIE
     /// (`[server] require_server_cookie`).
     pub require_server_cookie: bool,
@@ -51,7 +53,7 @@ impl Answerer {
         let mut bytes = Vec::with_capacity(512);
         match route(message) {
             // Over UDP a transfer request is a query like any other (REFUSED).
-            Route::Answer | Route::Transfer => {
+            Route::Answer | Route::Transfer | Route::Notify => {
                 self.answer_query_into(message, transport, peer, &mut bytes, None)?
             }
             Route::Update => {
@@ -111,6 +113,12 @@ impl Answerer {
         out: &mut Vec<u8>,
         rrl: Option<&ResponseRateLimiter>,
     ) -> Option<()> {
+        if route(query) == Route::Notify
+            && let Some(answer) = self.secondaries.answer(query, peer)
+        {
+            *out = answer;
+            return Some(());
+        }
         let started = self.metrics.should_time().then(Instant::now);
         let snapshot = self.snapshot.load();
         let extensions = self.extensions(peer);
@@ -164,11 +172,19 @@ impl Answerer {
         // An update's answer carries no OPT record, so over UDP it keeps to 512 bytes whatever
         // size the client advertised.
         let limit = size_limit(transport, None, self.max_udp_payload);
-        let reply = self.updates.answer(update, limit).await;
-        *out = reply.bytes;
+        let rcode = if let Some(primary) = self.secondaries.primary_of_update(update) {
+            // A secondary zone's update is its primary's to decide (RFC 2136 section 6).
+            let (bytes, rcode) = forward_update(primary, update, peer).await?;
+            *out = bytes;
+            rcode
+        } else {
+            let reply = self.updates.answer(update, limit).await;
+            *out = reply.bytes;
+            reply.rcode
+        };
         let answered = Answered {
             address_proven: false,
-            rcode: reply.rcode,
+            rcode,
             qtype: Some(RecordType::SOA),
             zone: None,
         };
@@ -229,5 +245,30 @@ fn rate_limited(
         Verdict::Send => Some(()),
         Verdict::Slip => slip(out),
         Verdict::Drop => None,
+    }
+}
+
+/// Forwards `update` from `peer` to the secondary zone's `primary`, and gives back the primary's
+/// answer with its response code; SERVFAIL when the primary cannot be asked.
+async fn forward_update(
+    primary: SocketAddr,
+    update: &[u8],
+    peer: SocketAddr,
+) -> Option<(Vec<u8>, hickory_proto::op::ResponseCode)> {
+    use crate::transfer::secondary::forward;
+    match forward::forward(primary, update).await {
+        Ok(answer) => {
+            let rcode =
+                hickory_proto::op::ResponseCode::from_low(answer.get(3).map_or(0, |b| b & 0x0f));
+            tracing::info!(%peer, %primary, %rcode, "update for a secondary zone forwarded to its primary");
+            Some((answer, rcode))
+        }
+        Err(error) => {
+            tracing::warn!(%peer, %primary, %error, "update for a secondary zone not forwarded: SERVFAIL");
+            Some((
+                forward::failure(update)?,
+                hickory_proto::op::ResponseCode::ServFail,
+            ))
+        }
     }
 }

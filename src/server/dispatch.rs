@@ -1,7 +1,8 @@
 //! Opcode dispatch at the server's edge (as hickory's `Catalog::handle_request` does): the
 //! listener reads the header and hands a QUERY (and anything else that is not an UPDATE) to the
 //! answering code in `crate::dns`, an UPDATE to `crate::update`, and a zone transfer request
-//! (AXFR, IXFR) to `crate::transfer` when it comes over TCP. The answering code never sees an
+//! (AXFR, IXFR) to `crate::transfer` when it comes over TCP, and a NOTIFY to
+//! `crate::transfer::secondary`. The answering code never sees an
 //! UPDATE, and so never waits.
 
 /// Where a message goes.
@@ -15,11 +16,15 @@ pub enum Route {
     /// To `crate::transfer` over TCP: a QUERY request whose first question asks for AXFR or
     /// IXFR. Over UDP it is answered as any query (REFUSED: transfers need TCP).
     Transfer,
+    /// To `crate::transfer::secondary`: a NOTIFY request (RFC 1996) from a secondary zone's
+    /// primary, over UDP or TCP.
+    Notify,
 }
 
 /// The header's opcode, in bits 3-6 of its third byte.
 const OPCODE_UPDATE: u8 = 5;
 const OPCODE_QUERY: u8 = 0;
+const OPCODE_NOTIFY: u8 = 4;
 const TYPE_IXFR: u16 = 251;
 const TYPE_AXFR: u16 = 252;
 /// The smallest message: a header.
@@ -40,6 +45,7 @@ pub fn route(message: &[u8]) -> Route {
         OPCODE_QUERY if matches!(first_qtype(message), Some(TYPE_AXFR | TYPE_IXFR)) => {
             Route::Transfer
         }
+        OPCODE_NOTIFY => Route::Notify,
         _ => Route::Answer,
     }
 }
@@ -85,6 +91,8 @@ mod tests {
         header[2] |= 0x80;
         assert_eq!(route(&header), Route::Answer);
         header[2] = 4 << 3;
+        assert_eq!(route(&header), Route::Notify);
+        header[2] = 2 << 3;
         assert_eq!(route(&header), Route::Answer);
     }
 

@@ -12,14 +12,20 @@
 //! - [`history`]: the recent versions of each zone, kept in `state_dir`, that IXFR sends the
 //!   differences between;
 //! - [`notify`]: NOTIFY to the secondaries whenever a zone's serial changes, signed and retried.
+//! - [`incoming`]: the other direction, the secondary's side: AXFR and IXFR from a primary
+//!   into a [`incoming::ZoneCopy`].
+//! - [`secondary`]: apidns as a secondary: each zone's refresh loop (SOA timers, NOTIFY from
+//!   the primary), the copy kept in `state_dir`, and its state for /status and metrics.
 //!
 //! The server's edge routes transfer requests here (`crate::server::dispatch`); the answering
 //! code in `crate::dns` never sees them over TCP.
 
 pub mod contents;
 pub mod history;
+pub mod incoming;
 pub mod notify;
 pub mod outgoing;
+pub mod secondary;
 
 pub use history::History;
 pub use notify::{Notifier, NotifyCounters};

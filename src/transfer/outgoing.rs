@@ -174,7 +174,12 @@ fn serial_greater(a: u32, b: u32) -> bool {
 /// `records` split into messages of at most [`RECORD_BUDGET`] bytes of records, the question
 /// in the first only (RFC 5936 section 2.2), each signed: the first over the request's MAC, each
 /// following one over the MAC of the one before (RFC 8945 section 5.3.1).
-fn sign_all(request: &Message, records: &[Record], signing: &Signing, time: u64) -> Vec<Vec<u8>> {
+pub(crate) fn sign_all(
+    request: &Message,
+    records: &[Record],
+    signing: &Signing,
+    time: u64,
+) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
     let mut previous_mac: Option<Vec<u8>> = None;
     for (index, chunk) in chunks(records).into_iter().enumerate() {

@@ -182,6 +182,7 @@ mod tests {
             server,
             probe,
             zones: vec![zone],
+            secondaries: Vec::new(),
         }
     }
 

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use plan::{Change, plan, zone_name};
 pub use tsig::{Checked, UpdateReply, Verified};
-pub use writer::{Apply, Discovered, Reload, Reloaded, UpdateRequest, Writer};
+pub use writer::{Apply, Discovered, Reload, Reloaded, Transferred, UpdateRequest, Writer};
 
 use crate::config::TsigKey;
 

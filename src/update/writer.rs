@@ -21,7 +21,10 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use super::journal::{self, Entry, Journal};
 use super::{KeyRing, compact, plan};
-use crate::config::{Config, DiscoveredSets, DiscoveryVerdict, TsigKey, ZoneConfig};
+use crate::config::{
+    Config, CopyError, DiscoveredSets, DiscoveryVerdict, TransferredCopies, TransferredCopy,
+    TsigKey, ZoneConfig, zone_from_copy,
+};
 use crate::zone::{Health, Snapshot};
 
 /// What the daemon does to put a configuration in force: new members get their first probe,
@@ -63,6 +66,18 @@ pub struct Discovered {
     pub reply: oneshot::Sender<DiscoveryVerdict>,
 }
 
+/// A secondary zone's copy from its primary (from `crate::transfer::secondary`, through the
+/// daemon), already complete and verified: the writer checks it against the zone file's rules
+/// and puts it in force, or refuses it and keeps the last good copy.
+#[derive(Debug)]
+pub struct Transferred {
+    pub origin: Name,
+    /// The copy; `None` withdraws the copy in force (past the SOA's expire): SERVFAIL.
+    pub copy: Option<TransferredCopy>,
+    /// Where the writer says whether it put the copy in force.
+    pub reply: oneshot::Sender<Result<(), CopyError>>,
+}
+
 /// What a reload put in force, for its log line.
 #[derive(Debug, Clone, Copy)]
 pub struct Reloaded {
@@ -86,6 +101,9 @@ pub struct Writer<A> {
     /// force (see [`Writer::with_discovery`]).
     discovered: DiscoveredSets,
     discovered_requests: Option<mpsc::Receiver<Discovered>>,
+    /// The copy in force of each secondary zone, laid over every configuration put in force.
+    copies: TransferredCopies,
+    transferred_requests: Option<mpsc::Receiver<Transferred>>,
 }
 
 impl<A: Apply> Writer<A> {
@@ -110,7 +128,21 @@ impl<A: Apply> Writer<A> {
             journal_damaged,
             discovered: DiscoveredSets::default(),
             discovered_requests: None,
+            copies: TransferredCopies::default(),
+            transferred_requests: None,
         }
+    }
+
+    /// Takes secondary zones' copies from `requests`, starting from `copies` (the ones kept in
+    /// `state_dir`, already laid over the configuration given to [`Writer::new`]).
+    pub fn with_transfers(
+        mut self,
+        copies: TransferredCopies,
+        requests: mpsc::Receiver<Transferred>,
+    ) -> Self {
+        self.copies = copies;
+        self.transferred_requests = Some(requests);
+        self
     }
 
     /// Takes discovered memberships from `requests`, starting from `sets` (the ones kept in
@@ -133,8 +165,13 @@ impl<A: Apply> Writer<A> {
         shutdown: CancellationToken,
     ) {
         let mut discovered = self.discovered_requests.take();
+        let mut transferred = self.transferred_requests.take();
         loop {
             tokio::select! {
+                Some(request) = async { match transferred.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
+                    let verdict = self.transferred(&request.origin, request.copy).await;
+                    let _ = request.reply.send(verdict);
+                }
                 Some(request) = async { match discovered.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
                     let verdict = self.discovered(&request).await;
                     let _ = request.reply.send(verdict);
@@ -180,6 +217,7 @@ impl<A: Apply> Writer<A> {
     /// dynamic updates alike.
     async fn apply(&mut self, mut next: Config) {
         self.discovered.lay_over(&mut next);
+        self.copies.lay_over(&mut next);
         keep_serials_increasing(&self.config.zones, &mut next.zones);
         self.applier.apply(&next).await;
         self.keys.replace(next.server.tsig_keys.clone());
@@ -299,6 +337,39 @@ impl<A: Apply> Writer<A> {
         DiscoveryVerdict::Applied { added, removed }
     }
 
+    /// Puts a secondary zone's copy in force (or withdraws it), when it fits the zone file's
+    /// rules; otherwise the copy in force stays.
+    async fn transferred(
+        &mut self,
+        origin: &Name,
+        copy: Option<TransferredCopy>,
+    ) -> Result<(), CopyError> {
+        let Some(secondary) = self.config.secondaries.iter().find(|z| &z.origin == origin) else {
+            return Err(CopyError::new(format!(
+                "{origin} is not a secondary zone in the configuration in force"
+            )));
+        };
+        match copy {
+            Some(copy) => {
+                let zone = zone_from_copy(secondary, &copy.soa, &copy.records)?;
+                if self.copies.0.get(origin) == Some(&copy) {
+                    return Ok(());
+                }
+                info!(zone = %origin, serial = zone.soa.serial, records = zone.records.len(), members = zone.pools.iter().map(|p| p.members().len()).sum::<usize>(), "copy from the primary put in force");
+                self.copies.0.insert(origin.clone(), copy);
+            }
+            None => {
+                if self.copies.0.remove(origin).is_none() {
+                    return Ok(());
+                }
+                warn!(zone = %origin, "copy withdrawn: the zone answers SERVFAIL until the primary is reached");
+            }
+        }
+        let (next, _, _) = journal::overlay(&self.base, &self.journal.entries);
+        self.apply(next).await;
+        Ok(())
+    }
+
     /// Writes `changes` to the journal, durably, and returns the configuration they make;
     /// `None` (logged) when they cannot be journaled.
     fn journal_changes(&mut self, zone_name: &Name, changes: &[plan::Change]) -> Option<Config> {
@@ -349,7 +420,8 @@ fn join(addresses: &[IpAddr]) -> String {
 /// says (a derived serial can repeat within a second, and a hand-set one can be forgotten);
 /// an unchanged zone keeps its serial.
 fn keep_serials_increasing(previous: &[ZoneConfig], next: &mut [ZoneConfig]) {
-    for zone in next.iter_mut() {
+    // A secondary zone serves its primary's serial, never one of its own.
+    for zone in next.iter_mut().filter(|zone| zone.primary.is_none()) {
         let Some(old) = previous.iter().find(|old| old.origin == zone.origin) else {
             continue;
         };
@@ -469,6 +541,7 @@ members = ["192.0.2.10", "192.0.2.11"]
             server,
             probe,
             zones: vec![zone],
+            secondaries: Vec::new(),
         }
     }
 

@@ -19,6 +19,9 @@ pub struct Snapshot {
     zones: Vec<Zone>,
     /// Pool names in lower-case wire format, for the fast path's lookup without parsing.
     fast_index: HashMap<Box<[u8]>, FastEntry>,
+    /// Secondary zones with no copy in force (none yet, or expired): their names get SERVFAIL,
+    /// as a secondary that cannot vouch for its data answers.
+    unavailable: Vec<LowerName>,
 }
 
 impl Snapshot {
@@ -34,9 +37,21 @@ impl Snapshot {
             .map(|zone| Zone::build(zone, &mut status_of))
             .collect();
         zones.sort_by_key(|zone| std::cmp::Reverse(zone.origin.num_labels()));
+        let unavailable = config
+            .secondaries
+            .iter()
+            .filter(|secondary| {
+                !config
+                    .zones
+                    .iter()
+                    .any(|zone| zone.origin == secondary.origin)
+            })
+            .map(|secondary| LowerName::new(&secondary.origin))
+            .collect();
         let mut snapshot = Self {
             zones,
             fast_index: HashMap::new(),
+            unavailable,
         };
         let mut fast_index = HashMap::new();
         for zone in &snapshot.zones {
@@ -68,7 +83,19 @@ impl Snapshot {
 
     /// The zone that `name` belongs to, if apidns serves it.
     pub fn find_zone(&self, name: &LowerName) -> Option<&Zone> {
-        self.zones.iter().find(|zone| zone.origin.zone_of(name))
+        let zone = self.zones.iter().find(|zone| zone.origin.zone_of(name))?;
+        // A secondary zone without a copy, inside a served zone, still owns its names.
+        let cut = self
+            .unavailable
+            .iter()
+            .any(|origin| origin.zone_of(name) && origin.num_labels() > zone.origin.num_labels());
+        (!cut).then_some(zone)
+    }
+
+    /// Whether `name` is in a secondary zone that has no copy in force; only meaningful when
+    /// [`Self::find_zone`] finds none.
+    pub fn is_unavailable(&self, name: &LowerName) -> bool {
+        self.unavailable.iter().any(|origin| origin.zone_of(name))
     }
 
     pub fn zones(&self) -> &[Zone] {

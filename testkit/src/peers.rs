@@ -297,3 +297,218 @@ pub fn soa_serial(server: SocketAddr, origin: &str) -> Option<u32> {
         .parse()
         .ok()
 }
+
+/// A zone a primary (Knot) serves, for apidns to transfer as a secondary.
+#[derive(Debug, Clone)]
+pub struct PrimaryZone {
+    /// The zone, absolute (`k8s.example.com.`).
+    pub origin: String,
+    /// The zone file's text (with `$ORIGIN`, or absolute names).
+    pub zone_file: String,
+    /// The key that transfers and updates (nsupdate) must be signed with.
+    pub key: PeerKey,
+}
+
+/// A primary server (Knot) on 127.0.0.1 serving one zone from a file, transfers (AXFR, and
+/// IXFR from its journal of updates) and updates allowed only when signed with the zone's
+/// key; killed on drop.
+pub struct Primary {
+    pub kind: &'static str,
+    pub address: SocketAddr,
+    child: Child,
+    pub dir: TempDir,
+    pub log: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Primary {
+    /// `knotd` as the primary of `zone` on `port`. It is started, not yet answering: wait for
+    /// [`soa_serial`] to answer before using it.
+    pub fn knot(zone: &PrimaryZone, port: u16) -> Self {
+        let program = system_program("knotd").expect("knotd: apt-get install knot");
+        let dir = TempDir::new("knot-primary");
+        let root = dir.path().display().to_string();
+        dir.write("primary.zone", &zone.zone_file);
+        let config = dir.write("knot.conf", &knot_primary_config(zone, port, &root));
+        Self::spawn("knotd", program, &["-c"], config, dir, port)
+    }
+
+    /// `named` as the primary of `zone` on `port`, likewise: updates go to its journal, which
+    /// IXFR answers from, however large the difference.
+    pub fn bind(zone: &PrimaryZone, port: u16) -> Self {
+        Self::bind_with(zone, port, "max-ixfr-ratio unlimited;")
+    }
+
+    /// [`Primary::bind`] with `zone_options` in its `zone` statement. BIND's default
+    /// `max-ixfr-ratio 100%;` answers an IXFR whose difference is larger than the zone with the
+    /// whole zone (AXFR-style, as RFC 1995 section 4 allows): a small zone always is.
+    pub fn bind_with(zone: &PrimaryZone, port: u16, zone_options: &str) -> Self {
+        let program = system_program("named").expect("named: apt-get install bind9");
+        let dir = TempDir::new("bind-primary");
+        let root = dir.path().display().to_string();
+        dir.write("primary.db", &zone.zone_file);
+        let config = dir.write(
+            "named.conf",
+            &bind_primary_config(zone, port, &root, zone_options),
+        );
+        // -g: foreground, log to stderr; -n 1: one worker thread on a shared machine.
+        Self::spawn(
+            "named",
+            program,
+            &["-g", "-n", "1", "-c"],
+            config,
+            dir,
+            port,
+        )
+    }
+
+    fn spawn(
+        kind: &'static str,
+        program: PathBuf,
+        args: &[&str],
+        config: PathBuf,
+        dir: TempDir,
+        port: u16,
+    ) -> Self {
+        let log = dir.path().join(format!("{kind}.log"));
+        let log_file = std::fs::File::create(&log).expect("create the primary's log");
+        let child = Command::new(program)
+            .args(args)
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {kind}: {error}"));
+        Self {
+            kind,
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            child,
+            dir,
+            log,
+            config,
+        }
+    }
+
+    /// Its log so far, for a failure message.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Primary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Knot's configuration for the primary of `zone` on `port`, its files under `root`: the zone
+/// file is read once and never rewritten, updates go to the journal, which keeps the changes
+/// IXFR answers from.
+pub fn knot_primary_config(zone: &PrimaryZone, port: u16, root: &str) -> String {
+    let PrimaryZone { origin, key, .. } = zone;
+    format!(
+        "server:
+    listen: 127.0.0.1@{port}
+    rundir: {root}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: {root}
+log:
+  - target: stderr
+    any: info
+key:
+  - id: {name}
+    algorithm: {algorithm}
+    secret: {secret}
+acl:
+  - id: transfer_and_update_with_key
+    key: {name}
+    action: [transfer, update]
+zone:
+  - domain: {origin}
+    file: {root}/primary.zone
+    acl: [transfer_and_update_with_key]
+    zonefile-sync: -1
+    journal-content: changes
+",
+        name = key.name,
+        algorithm = key.algorithm,
+        secret = key.secret,
+    )
+}
+
+/// Runs `nsupdate -y key` with `commands` against `server`; `Err` with its words unless it
+/// succeeds.
+pub fn nsupdate(server: SocketAddr, key: &PeerKey, commands: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new("nsupdate")
+        .args(["-y", &key.dig_arg(), "-t", "10"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("nsupdate (apt-get install bind9-dnsutils): {error}"))?;
+    let script = format!(
+        "server {} {}\n{commands}\nsend\n",
+        server.ip(),
+        server.port()
+    );
+    child
+        .stdin
+        .take()
+        .ok_or("nsupdate's stdin")?
+        .write_all(script.as_bytes())
+        .map_err(|error| format!("nsupdate's stdin: {error}"))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|error| format!("nsupdate: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// BIND's configuration for the primary of `zone` on `port`, its files under `root`, with
+/// `zone_options` in the `zone` statement.
+pub fn bind_primary_config(
+    zone: &PrimaryZone,
+    port: u16,
+    root: &str,
+    zone_options: &str,
+) -> String {
+    let PrimaryZone { origin, key, .. } = zone;
+    format!(
+        "options {{
+    directory \"{root}\";
+    pid-file \"{root}/named.pid\";
+    session-keyfile \"{root}/session.key\";
+    managed-keys-directory \"{root}\";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+}};
+controls {{ }};
+key \"{name}\" {{
+    algorithm {algorithm};
+    secret \"{secret}\";
+}};
+zone \"{origin}\" {{
+    type primary;
+    file \"{root}/primary.db\";
+    allow-transfer {{ key {name}; }};
+    allow-update {{ key {name}; }};
+    {zone_options}
+}};
+",
+        name = key.name,
+        algorithm = key.algorithm,
+        secret = key.secret,
+    )
+}

@@ -29,6 +29,7 @@ pub fn config(main: &str, zone_files: &[(&str, &str)]) -> Config {
         server,
         probe,
         zones,
+        secondaries: Vec::new(),
     }
 }
 

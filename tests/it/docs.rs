@@ -280,6 +280,12 @@ fn tables() -> Vec<Table> {
             section: "### `update`: dynamic updates",
         },
         Table {
+            name: "primary",
+            main_file: MAIN,
+            zone_file: "origin = \"k8s.example.com.\"\nprimary = { address = \"127.0.0.1:53\", bogus = 1 }\n",
+            section: "### `primary`: a secondary zone",
+        },
+        Table {
             name: "[pool.NAME]",
             main_file: MAIN,
             zone_file: "origin = \"k8s.example.com.\"\n[pool.api]\nmembers = [\"192.0.2.10\"]\nbogus = 1\n",

@@ -379,9 +379,12 @@ mod size_limit_at_the_edge {
             .and_then(|message| message.edns.map(|edns| edns.max_payload()));
         match route(query) {
             // Over UDP a transfer request is answered as a query; over TCP `transfer::` tests it.
-            Route::Answer | Route::Transfer => respond(snapshot(), query, transport, MAX_UDP)
-                .map(|reply| vec![(reply.bytes, reply.rcode)])
-                .unwrap_or_default(),
+            // With no secondary zone here, a NOTIFY is the answering code's too.
+            Route::Answer | Route::Transfer | Route::Notify => {
+                respond(snapshot(), query, transport, MAX_UDP)
+                    .map(|reply| vec![(reply.bytes, reply.rcode)])
+                    .unwrap_or_default()
+            }
             Route::Update => {
                 // As the listener does: an update's answer has no OPT, so 512 over UDP.
                 let limit = size_limit(transport, None, MAX_UDP);

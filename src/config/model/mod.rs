@@ -34,7 +34,11 @@ pub struct Config {
     pub server: ServerSettings,
     /// Probe defaults from `[probe]`; each pool holds its own merged copy.
     pub probe: ProbeSettings,
+    /// Zones with data to serve: from the files, or from a primary's copy (`primary` set).
     pub zones: Vec<ZoneConfig>,
+    /// Every zone whose data comes from a primary (`primary = {...}`), copy or not. One with a
+    /// copy in force is also in `zones`; one without answers SERVFAIL for its names.
+    pub secondaries: Vec<SecondaryZone>,
 }
 
 impl Config {
@@ -162,6 +166,34 @@ pub struct ZoneConfig {
     pub update: Option<UpdatePolicy>,
     /// Zone transfers and NOTIFY; `None`: transfers are refused and nobody is notified.
     pub transfer: Option<TransferPolicy>,
+    /// Set when the data is a copy from this primary: its serial is the primary's, never
+    /// bumped here, and updates do not apply.
+    pub primary: Option<PrimarySource>,
+}
+
+/// `primary = { address = "192.0.2.53:53", key = "xfr-key" }`: where a secondary zone's data
+/// comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimarySource {
+    /// Where SOA queries and transfers go (TCP), and the only address whose NOTIFY is taken.
+    pub address: SocketAddr,
+    /// The TSIG key that signs transfers and NOTIFY both ways; `None`: unsigned (a private
+    /// network, as BIND and Knot allow).
+    pub key: Option<Name>,
+}
+
+/// A zone whose data (SOA, static records, pool members) comes from a primary by zone transfer.
+/// The file names the pools and their settings; until a copy arrives there is no SOA, so the
+/// zone is not in [`Config::zones`] and its names get SERVFAIL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecondaryZone {
+    /// The zone file this came from.
+    pub file: PathBuf,
+    /// Absolute, lower-case origin.
+    pub origin: Name,
+    pub primary: PrimarySource,
+    /// Each pool's settings with no members: they come from the copy.
+    pub pools: Vec<PoolParts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

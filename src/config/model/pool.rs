@@ -42,6 +42,8 @@ pub enum MemberSource {
     Update,
     /// Proposed by the cluster's `default/kubernetes` EndpointSlice (kept in `state_dir`).
     Discovered,
+    /// In the copy of a secondary zone transferred from its primary (kept in `state_dir`).
+    Transferred,
 }
 
 impl MemberSource {
@@ -50,6 +52,7 @@ impl MemberSource {
             MemberSource::File => "file",
             MemberSource::Update => "update",
             MemberSource::Discovered => "discovered",
+            MemberSource::Transferred => "transferred",
         }
     }
 }
@@ -86,7 +89,7 @@ pub struct NewMemberDefaults {
 }
 
 /// Everything a pool is made of, before [`PoolConfig::new`] checks that it holds together.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolParts {
     pub name: Name,
     pub ttl: u32,

@@ -29,7 +29,11 @@ pub(super) fn parse_discover(
         return Ok(None);
     };
     let field = format!("{prefix}.discover");
-    if pool.members.get_ref().is_empty() {
+    if pool
+        .members
+        .as_ref()
+        .is_none_or(|members| members.get_ref().is_empty())
+    {
         return Err(source.error(
             section.span(),
             &field,

@@ -10,12 +10,16 @@
 //! - `members.rs`: one pool member, and the names of members without one;
 //! - `discover.rs`: a pool's cluster discovery, and the kubeconfig it names;
 //! - `update_policy.rs`: who may send dynamic updates;
-//! - `transfer.rs`: who may transfer the zone, and whom to notify of changes.
+//! - `transfer.rs`: who may transfer the zone, and whom to notify of changes;
+//! - `primary.rs`: a secondary zone's primary;
+//! - `copy.rs`: a secondary zone's data from a copy of its primary's, checked by the same rules.
 
+mod copy;
 mod discover;
 mod members;
 mod names;
 mod pools;
+mod primary;
 mod record_data;
 mod records;
 mod records_file;
@@ -28,14 +32,43 @@ use std::time::UNIX_EPOCH;
 
 use super::error::{ConfigError, Source};
 use super::file::ZoneFile;
-use super::model::{DEFAULT_ZONE_TTL, ProbeSettings, ZoneConfig};
+use super::model::{DEFAULT_ZONE_TTL, ProbeSettings, SecondaryZone, ZoneConfig};
+
 use super::values::integer_or;
+pub use copy::{CopyError, TransferredCopies, TransferredCopy, zone_from_copy};
 
 /// TTLs above this are almost certainly a typo, and RFC 2181 caps them at 2^31 - 1 anyway.
 const MAX_TTL: i64 = 7 * 24 * 3600;
 
-/// Loads every `*.toml` file in `dir`, in name order, and checks them against each other.
-pub(crate) fn load_dir(dir: &Path, probe: &ProbeSettings) -> Result<Vec<ZoneConfig>, ConfigError> {
+/// One zone file, checked: its data is in the files, or comes from a primary.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ZoneDefinition {
+    Files(Box<ZoneConfig>),
+    Secondary(Box<SecondaryZone>),
+}
+
+impl ZoneDefinition {
+    fn origin(&self) -> &hickory_proto::rr::Name {
+        match self {
+            ZoneDefinition::Files(zone) => &zone.origin,
+            ZoneDefinition::Secondary(zone) => &zone.origin,
+        }
+    }
+
+    fn file(&self) -> &Path {
+        match self {
+            ZoneDefinition::Files(zone) => &zone.file,
+            ZoneDefinition::Secondary(zone) => &zone.file,
+        }
+    }
+}
+
+/// Loads every `*.toml` file in `dir`, in name order, and checks them against each other: the
+/// zones whose data is in the files, and the secondary zones.
+pub(crate) fn load_dir(
+    dir: &Path,
+    probe: &ProbeSettings,
+) -> Result<(Vec<ZoneConfig>, Vec<SecondaryZone>), ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|error| {
         ConfigError::file(dir, format!("cannot read the zones directory: {error}"))
     })?;
@@ -51,26 +84,34 @@ pub(crate) fn load_dir(dir: &Path, probe: &ProbeSettings) -> Result<Vec<ZoneConf
         ));
     }
 
-    let mut zones: Vec<ZoneConfig> = Vec::with_capacity(files.len());
+    let mut zones: Vec<ZoneDefinition> = Vec::with_capacity(files.len());
     for path in files {
         let zone = load_file(&path, probe)?;
-        if let Some(other) = zones.iter().find(|other| other.origin == zone.origin) {
+        if let Some(other) = zones.iter().find(|other| other.origin() == zone.origin()) {
             return Err(ConfigError::file(
                 &path,
                 format!(
                     "zone {} is already defined in {}",
-                    zone.origin,
-                    other.file.display()
+                    zone.origin(),
+                    other.file().display()
                 ),
             ));
         }
         zones.push(zone);
     }
-    Ok(zones)
+    let mut files_zones = Vec::new();
+    let mut secondaries = Vec::new();
+    for zone in zones {
+        match zone {
+            ZoneDefinition::Files(zone) => files_zones.push(*zone),
+            ZoneDefinition::Secondary(zone) => secondaries.push(*zone),
+        }
+    }
+    Ok((files_zones, secondaries))
 }
 
 /// Reads and checks one zone file.
-fn load_file(path: &Path, probe: &ProbeSettings) -> Result<ZoneConfig, ConfigError> {
+fn load_file(path: &Path, probe: &ProbeSettings) -> Result<ZoneDefinition, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| ConfigError::file(path, format!("cannot read the file: {error}")))?;
     let modified = std::fs::metadata(path)
@@ -78,19 +119,43 @@ fn load_file(path: &Path, probe: &ProbeSettings) -> Result<ZoneConfig, ConfigErr
         .ok()
         .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
         .map_or(1, |age| age.as_secs() as u32);
-    parse(path, &text, probe, modified)
+    parse_any(path, &text, probe, modified)
 }
 
-/// Checks one zone file's text. `derived_serial` is the SOA serial when the file sets none.
+/// Checks one zone file's text, whose data is in the files. `derived_serial` is the SOA serial
+/// when the file sets none. A secondary zone's file is an error here (see [`parse_any`]).
 pub(crate) fn parse(
     path: &Path,
     text: &str,
     probe: &ProbeSettings,
     derived_serial: u32,
 ) -> Result<ZoneConfig, ConfigError> {
+    match parse_any(path, text, probe, derived_serial)? {
+        ZoneDefinition::Files(zone) => Ok(*zone),
+        ZoneDefinition::Secondary(zone) => Err(ConfigError::file(
+            path,
+            format!(
+                "zone {} is a secondary zone (primary = {{...}}): its data comes from its primary",
+                zone.origin
+            ),
+        )),
+    }
+}
+
+/// Checks one zone file's text, whatever the source of its data.
+pub(crate) fn parse_any(
+    path: &Path,
+    text: &str,
+    probe: &ProbeSettings,
+    derived_serial: u32,
+) -> Result<ZoneDefinition, ConfigError> {
     let source = Source { path, text };
     let file: ZoneFile = toml::from_str(text).map_err(|error| source.toml_error(&error))?;
     let origin = names::parse_origin(&source, &file.origin)?;
+    if let Some(section) = &file.primary {
+        return parse_secondary(&source, &file, section, origin, probe)
+            .map(|zone| ZoneDefinition::Secondary(Box::new(zone)));
+    }
     let zone_ttl: u32 = integer_or(&source, &file.ttl, "ttl", 0..=MAX_TTL, DEFAULT_ZONE_TTL)?;
     let records_file = match &file.records_file {
         Some(entry) => Some(records_file::read(&source, entry, &origin)?),
@@ -114,7 +179,7 @@ pub(crate) fn parse(
         Some(section) => Some(transfer::parse_transfer(&source, section.get_ref())?),
         None => None,
     };
-    Ok(ZoneConfig {
+    Ok(ZoneDefinition::Files(Box::new(ZoneConfig {
         file: path.to_path_buf(),
         data_files: records_file.map(|file| file.files).unwrap_or_default(),
         origin,
@@ -123,7 +188,60 @@ pub(crate) fn parse(
         pools,
         update,
         transfer,
+        primary: None,
+    })))
+}
+
+/// A secondary zone: its primary and its pools' settings. What the copy brings (SOA, records,
+/// members, TTLs) cannot also be in the file, nor can updates (they go to the primary).
+fn parse_secondary(
+    source: &Source<'_>,
+    file: &ZoneFile,
+    section: &toml::Spanned<crate::config::file::PrimarySection>,
+    origin: hickory_proto::rr::Name,
+    probe: &ProbeSettings,
+) -> Result<SecondaryZone, ConfigError> {
+    let from_primary = pools::from_the_primary;
+    from_primary(source, file.soa.as_ref().map(toml::Spanned::span), "soa")?;
+    from_primary(
+        source,
+        file.records_file.as_ref().map(toml::Spanned::span),
+        "records_file",
+    )?;
+    from_primary(source, file.ttl.as_ref().map(toml::Spanned::span), "ttl")?;
+    if let Some(first) = file.records.first() {
+        from_primary(source, Some(first.span()), "records")?;
+    } else if text_sets(source.text, "records") {
+        // `records = []`: empty, but still data the file means to give.
+        from_primary(source, Some(file.origin.span()), "records")?;
+    }
+    if let Some(update) = &file.update {
+        return Err(source.error(
+            update.span(),
+            "update",
+            "a secondary zone takes no updates of its own: send them to its primary (remove update)",
+        ));
+    }
+    if let Some(transfer) = &file.transfer {
+        return Err(source.error(
+            transfer.span(),
+            "transfer",
+            "a secondary zone does not give transfers yet: let other secondaries transfer from its primary (remove transfer)",
+        ));
+    }
+    let primary = primary::parse_primary(source, section.get_ref())?;
+    let pools = pools::parse_secondary_pools(source, file, &origin, probe)?;
+    Ok(SecondaryZone {
+        file: source.path.to_path_buf(),
+        origin,
+        primary,
+        pools,
     })
+}
+
+/// Whether a top-level key `key` is written in the TOML (serde's default hides an empty list).
+fn text_sets(text: &str, key: &str) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|table| table.contains_key(key))
 }
 
 /// A valid zone head (origin, NS at the apex, SOA) that tests add to, and a parser for it.
@@ -151,6 +269,18 @@ rname = "hostmaster.example.com."
             &ProbeSettings::default(),
             7,
         )
+    }
+
+    pub fn parse_secondary_text(text: &str) -> Result<crate::config::SecondaryZone, ConfigError> {
+        match super::parse_any(
+            Path::new("zones/z.toml"),
+            text,
+            &ProbeSettings::default(),
+            7,
+        )? {
+            super::ZoneDefinition::Secondary(zone) => Ok(*zone),
+            super::ZoneDefinition::Files(zone) => panic!("not a secondary zone: {}", zone.origin),
+        }
     }
 }
 

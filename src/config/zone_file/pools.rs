@@ -12,7 +12,7 @@ use super::discover::parse_discover;
 use super::members::{MemberDefaults, parse_member, parse_member_entry};
 use super::names::parse_name;
 use crate::config::error::{ConfigError, Source};
-use crate::config::file::{PoolSection, ZoneFile};
+use crate::config::file::{MemberEntry, PoolSection, ZoneFile};
 use crate::config::model::{
     AllDown, DEFAULT_POOL_PORT, DEFAULT_POOL_TTL, DEFAULT_SRV_SERVICE, DEFAULT_SRV_WEIGHT, Member,
     NewMemberDefaults, PoolConfig, PoolParts, ProbeSettings,
@@ -32,8 +32,12 @@ pub(super) fn parse_pools(
 ) -> Result<Vec<PoolConfig>, ConfigError> {
     let mut pools: Vec<PoolConfig> = Vec::with_capacity(file.pool.len());
     for (key, section) in &file.pool {
-        let pool = parse_pool(source, key, section, origin, probe)?;
         let field = format!("pool.{}", key.get_ref());
+        let parts = parse_pool(source, key, section, origin, probe, Data::Files)?;
+        // The steps of `parse_pool` report a broken rule with its file, line and field; the
+        // pool's own check here is the same rule kept in the type, so it cannot fail here.
+        let pool =
+            PoolConfig::new(parts).map_err(|error| source.error(key.span(), &field, error))?;
         if let Some(other) = pools.iter().find(|other| other.name == pool.name) {
             return Err(source.error(
                 key.span(),
@@ -61,6 +65,41 @@ pub(super) fn parse_pools(
     Ok(pools)
 }
 
+/// The pools of a secondary zone: every setting but the members, which come from the primary's
+/// copy (checked against the settings when a copy arrives).
+pub(super) fn parse_secondary_pools(
+    source: &Source<'_>,
+    file: &ZoneFile,
+    origin: &Name,
+    probe: &ProbeSettings,
+) -> Result<Vec<PoolParts>, ConfigError> {
+    let mut pools: Vec<PoolParts> = Vec::with_capacity(file.pool.len());
+    for (key, section) in &file.pool {
+        let pool = parse_pool(source, key, section, origin, probe, Data::Primary)?;
+        if let Some(other) = pools.iter().find(|other| {
+            other.name == pool.name || other.srv_name == pool.name || other.name == pool.srv_name
+        }) {
+            return Err(source.error(
+                key.span(),
+                format!("pool.{}", key.get_ref()),
+                format!("pool {} collides with pool {}", pool.name, other.name),
+            ));
+        }
+        pools.push(pool);
+    }
+    Ok(pools)
+}
+
+/// Where a pool's members come from: the file, or a primary (a secondary zone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Data {
+    Files,
+    Primary,
+}
+
+/// A secondary pool's `min_up` is checked against the members of each copy, not here.
+const MAX_MIN_UP: usize = 1000;
+
 /// One `[pool.<name>]` table; `key` is its name as written.
 fn parse_pool(
     source: &Source<'_>,
@@ -68,17 +107,56 @@ fn parse_pool(
     section: &Spanned<PoolSection>,
     origin: &Name,
     defaults: &ProbeSettings,
-) -> Result<PoolConfig, ConfigError> {
+    data: Data,
+) -> Result<PoolParts, ConfigError> {
     let prefix = format!("pool.{}", key.get_ref());
     let pool = section.get_ref();
     let name = parse_name(source, key, origin, &prefix, true)?;
-    // Before the members' own check, so that a discovering pool with none is told why it needs one.
-    let discover = parse_discover(source, pool, &prefix)?;
-    let new_member = new_member_defaults(source, pool, &prefix, origin, &name)?;
-    let members = parse_members(source, pool, &prefix, origin, &new_member)?;
+    let (discover, new_member, members) = match data {
+        Data::Files => {
+            // Before the members' own check, so that a discovering pool with none is told why
+            // it needs one.
+            let discover = parse_discover(source, pool, &prefix)?;
+            let new_member = new_member_defaults(source, pool, &prefix, origin, &name)?;
+            let Some(listed) = &pool.members else {
+                return Err(source.error(
+                    key.span(),
+                    format!("{prefix}.members"),
+                    "a pool needs at least one member (members = [\"192.0.2.10\", ...])",
+                ));
+            };
+            if listed.get_ref().is_empty() {
+                return Err(source.error(
+                    listed.span(),
+                    format!("{prefix}.members"),
+                    "a pool needs at least one member",
+                ));
+            }
+            let members = parse_members(source, listed, &prefix, origin, &new_member)?;
+            (discover, new_member, members)
+        }
+        Data::Primary => {
+            from_the_primary(
+                source,
+                pool.members.as_ref().map(Spanned::span),
+                &format!("{prefix}.members"),
+            )?;
+            from_the_primary(
+                source,
+                pool.discover.as_ref().map(Spanned::span),
+                &format!("{prefix}.discover"),
+            )?;
+            let new_member = new_member_defaults(source, pool, &prefix, origin, &name)?;
+            (None, new_member, Vec::new())
+        }
+    };
     let srv_name = srv_name(source, key, pool, &prefix, &name)?;
     let all_down = all_down(source, pool, &prefix)?;
-    let (min_up, max_answers) = answer_limits(source, pool, &prefix, members.len())?;
+    let most_members = match data {
+        Data::Files => members.len(),
+        Data::Primary => MAX_MIN_UP,
+    };
+    let (min_up, max_answers) = answer_limits(source, pool, &prefix, most_members)?;
     let pool_name = PoolName {
         name: &name,
         span: key.span(),
@@ -90,7 +168,7 @@ fn parse_pool(
         &format!("{prefix}.probe"),
         Some(&pool_name),
     )?;
-    let drain = drain(source, pool, &prefix, new_member.port, &members)?;
+    let drain = drain(source, pool, &prefix, new_member.port, &members, data)?;
     let ttl = integer_or(
         source,
         &pool.ttl,
@@ -98,9 +176,7 @@ fn parse_pool(
         0..=MAX_TTL,
         DEFAULT_POOL_TTL,
     )?;
-    // The steps above report a broken rule with its file, line and field; the pool's own
-    // check below is the same rule kept in the type, so it cannot fail here.
-    PoolConfig::new(PoolParts {
+    Ok(PoolParts {
         name,
         srv_name,
         ttl,
@@ -113,12 +189,26 @@ fn parse_pool(
         new_member,
         discover,
     })
-    .map_err(|error| source.error(key.span(), prefix, error))
+}
+
+/// On a secondary zone, data that comes from the primary cannot also be written in the file.
+pub(super) fn from_the_primary(
+    source: &Source<'_>,
+    span: Option<std::ops::Range<usize>>,
+    field: &str,
+) -> Result<(), ConfigError> {
+    match span {
+        Some(span) => Err(source.error(
+            span,
+            field,
+            "comes from the primary on a secondary zone (primary = {...}); remove it from the file",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// What a member takes from the pool unless it says otherwise: port, SRV weight and priority,
 /// and the domain its generated name lives in (the pool's name unless `member_domain` is set).
-/// Also checks that the pool has members at all.
 fn new_member_defaults(
     source: &Source<'_>,
     pool: &PoolSection,
@@ -133,13 +223,6 @@ fn new_member_defaults(
         1..=65535,
         DEFAULT_POOL_PORT,
     )?;
-    if pool.members.get_ref().is_empty() {
-        return Err(source.error(
-            pool.members.span(),
-            format!("{prefix}.members"),
-            "a pool needs at least one member",
-        ));
-    }
     let domain = match &pool.member_domain {
         Some(text) => parse_name(
             source,
@@ -174,7 +257,7 @@ fn new_member_defaults(
 /// The pool's members: no address listed twice, and no name carrying two addresses of a kind.
 fn parse_members(
     source: &Source<'_>,
-    pool: &PoolSection,
+    listed: &Spanned<Vec<Spanned<MemberEntry>>>,
     prefix: &str,
     origin: &Name,
     new_member: &NewMemberDefaults,
@@ -186,12 +269,12 @@ fn parse_members(
         domain: &new_member.domain,
         origin,
     };
-    let mut members: Vec<Member> = Vec::with_capacity(pool.members.get_ref().len());
+    let mut members: Vec<Member> = Vec::with_capacity(listed.get_ref().len());
     let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
     // By name (lower case) and address family: a scan of the members before each one made a
     // pool of thousands of members take seconds to load.
     let mut names: HashMap<(Name, bool), usize> = HashMap::new();
-    for (index, entry) in pool.members.get_ref().iter().enumerate() {
+    for (index, entry) in listed.get_ref().iter().enumerate() {
         let field = format!("{prefix}.members[{index}]");
         let member = parse_member_entry(source, entry, &field, &defaults)?;
         if let Some(first) = seen.insert(member.address, index) {
@@ -222,7 +305,7 @@ fn parse_members(
     let addresses: HashSet<IpAddr> = members.iter().map(|m| m.address.ip()).collect();
     if addresses.len() != members.len() {
         return Err(source.error(
-            pool.members.span(),
+            listed.span(),
             format!("{prefix}.members"),
             "the same address is listed with two ports; a DNS answer carries addresses only",
         ));
@@ -302,13 +385,15 @@ fn answer_limits(
     Ok((min_up, max_answers))
 }
 
-/// Members the operator took out of the answers, by address; each must be a member.
+/// Members the operator took out of the answers, by address; each must be a member (on a
+/// secondary zone, a drained address that is not in a copy is dropped with it).
 fn drain(
     source: &Source<'_>,
     pool: &PoolSection,
     prefix: &str,
     port: u16,
     members: &[Member],
+    data: Data,
 ) -> Result<Vec<IpAddr>, ConfigError> {
     let Some(list) = &pool.drain else {
         return Ok(Vec::new());
@@ -317,7 +402,7 @@ fn drain(
     let mut drain = Vec::new();
     for (index, entry) in list.get_ref().iter().enumerate() {
         let address = parse_member(entry.get_ref(), port)
-            .filter(|address| addresses.contains(&address.ip()))
+            .filter(|address| data == Data::Primary || addresses.contains(&address.ip()))
             .ok_or_else(|| {
                 source.error(
                     entry.span(),
@@ -388,7 +473,7 @@ fn check_pool_names(
     Ok(())
 }
 
-fn collides_with_pool(record: &Record, pool: &Name, origin: &Name) -> bool {
+pub(super) fn collides_with_pool(record: &Record, pool: &Name, origin: &Name) -> bool {
     if &record.name != pool {
         return false;
     }

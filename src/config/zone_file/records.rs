@@ -197,7 +197,7 @@ fn character_strings(text: &str) -> Vec<String> {
 
 /// A record that does not fit with the records written before it.
 #[derive(Debug, thiserror::Error)]
-enum Misfit {
+pub(super) enum Misfit {
     #[error("a CNAME cannot sit at the zone apex {0} (the apex carries SOA and NS)")]
     CnameAtApex(Name),
     #[error("{0} has two CNAME records")]
@@ -211,7 +211,11 @@ enum Misfit {
 
 /// Rules that involve other records: CNAME stands alone and not at the apex, no duplicates.
 /// The error is a sentence about `record`; the caller says where it was written.
-fn check_record_fits(record: &Record, earlier: &[Record], origin: &Name) -> Result<(), Misfit> {
+pub(super) fn check_record_fits(
+    record: &Record,
+    earlier: &[Record],
+    origin: &Name,
+) -> Result<(), Misfit> {
     let is_cname = record.record_type() == RecordType::CNAME;
     if is_cname && &record.name == origin {
         return Err(Misfit::CnameAtApex(origin.clone()));
