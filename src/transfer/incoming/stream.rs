@@ -293,7 +293,7 @@ fn malformed(why: &str) -> FetchError {
 mod tests {
     use super::*;
     use crate::transfer::incoming::test_support::{
-        a, answer, copy, make_request, many_records, receive, soa, txt,
+        a, answer, copy, make_request, many_records, origin, receive, soa, txt,
     };
 
     const API: &str = "api.k8s.example.com.";
@@ -472,5 +472,26 @@ mod tests {
             receive(signed, RecordType::AXFR, None, &messages),
             Err(FetchError::BadTsig(_))
         ));
+    }
+
+    #[test]
+    fn an_answer_without_end_stops_at_the_limits() {
+        let request = make_request(RecordType::AXFR, None, false);
+        let mut records = vec![soa(2)];
+        records.extend(many_records(300));
+        let first = answer(&request, &records).remove(0);
+        let mut next = Message::from_vec(&first).expect("parses");
+        next.queries.clear();
+        next.answers.remove(0);
+        let per_message = next.answers.len();
+        let next = next.to_vec().expect("encodes");
+        let mut reception = Reception::new(origin(), RecordType::AXFR, request.id, None, None);
+        assert_eq!(reception.receive(&first, 0).ok(), Some(Progress::More));
+        let most = MAX_RECORDS / per_message + 2;
+        let stopped = (0..most).find_map(|_| reception.receive(&next, 0).err());
+        assert!(
+            matches!(stopped, Some(FetchError::TooLarge(_))),
+            "{stopped:?}"
+        );
     }
 }
