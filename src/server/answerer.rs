@@ -175,7 +175,13 @@ impl Answerer {
         let rcode = if let Some(primary) = self.secondaries.primary_of_update(update) {
             // A secondary zone's update is its primary's to decide (RFC 2136 section 6).
             let (bytes, rcode) = forward_update(primary, update, peer).await?;
-            *out = bytes;
+            // The primary's answer is relayed as it is, but never above the client's limit: a
+            // longer one goes back truncated, and the client asks again over TCP.
+            *out = if bytes.len() > usize::from(limit) {
+                truncated(&bytes)?
+            } else {
+                bytes
+            };
             rcode
         } else {
             let reply = self.updates.answer(update, limit).await;

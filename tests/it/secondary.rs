@@ -230,6 +230,24 @@ fn an_update_to_an_apidns_primary_reaches_the_secondary_once_probed() {
     )
     .unwrap_err();
     assert!(refused.contains("REFUSED"), "{refused}");
+    // An unsigned update is answered by the secondary itself (REFUSED, as any unsigned update)
+    // and never forwarded: the primary would see it come from the secondary's address.
+    let forwarded = |lines: Vec<String>| {
+        lines
+            .iter()
+            .filter(|line| line.contains("forwarded to its primary"))
+            .count()
+    };
+    let forwarded_before = forwarded(secondary.synced_logs());
+    assert_eq!(forwarded_before, 2, "the two signed updates were forwarded");
+    let unsigned = send_zone_message(OpCode::Update, "127.0.0.1:0", secondary.addr(), false)
+        .expect("an answer");
+    assert_eq!(unsigned.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        forwarded(secondary.synced_logs()),
+        forwarded_before,
+        "the unsigned update was not forwarded"
+    );
 
     // A NOTIFY from elsewhere than the primary is refused, as is an unsigned one.
     let reply = send_notify("127.0.0.2:0", secondary.addr(), true).expect("an answer");
@@ -345,7 +363,13 @@ fn stalling_primary(serial: u32, started: mpsc::Sender<()>) -> SocketAddr {
 /// Sends a NOTIFY for the zone from `from` (signed with xfr-key when `signed`) and returns the
 /// answer.
 fn send_notify(from: &str, to: SocketAddr, signed: bool) -> Option<Message> {
-    let mut notify = Message::new(99, MessageType::Query, OpCode::Notify);
+    send_zone_message(OpCode::Notify, from, to, signed)
+}
+
+/// A message of `opcode` whose zone section names the zone, from `from` to `to` over UDP, signed
+/// with `xfr-key` or not; the answer.
+fn send_zone_message(opcode: OpCode, from: &str, to: SocketAddr, signed: bool) -> Option<Message> {
+    let mut notify = Message::new(99, MessageType::Query, opcode);
     notify.add_query(hickory_proto::op::Query::query(
         Name::from_ascii(ORIGIN).unwrap(),
         RecordType::SOA,

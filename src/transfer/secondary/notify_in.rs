@@ -36,10 +36,17 @@ impl SecondaryDoor {
     }
 
     /// The primary an UPDATE (the whole message) must be forwarded to, when its zone section
-    /// names a secondary zone here.
+    /// names a secondary zone here. Only a well-formed update signed with TSIG is forwarded:
+    /// one that is not (several zones, no signature) is answered here, FORMERR or REFUSED as any
+    /// update. Forwarding an unsigned update would hand it to the primary from the secondary's
+    /// address, past whatever the primary allows by address.
     pub fn primary_of_update(&self, update: &[u8]) -> Option<SocketAddr> {
         let message = Message::from_vec(update).ok()?;
-        let zone = message.queries.first()?.name().to_lowercase();
+        let [zone] = message.queries.as_slice() else {
+            return None;
+        };
+        message.signature()?;
+        let zone = zone.name().to_lowercase();
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
