@@ -2,7 +2,7 @@
 # A new target goes here, in fuzz/Cargo.toml, and gets seeds in fuzz/seeds/<target>/.
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
-all_targets=(respond_udp respond_tcp tcp_framing config_main config_zone update journal http_admin config_records_file transfer transfer_in state_files notify_reply discover_slice)
+all_targets=(respond_udp respond_tcp tcp_framing config_main config_zone update journal http_admin config_records_file transfer transfer_in secondary state_files notify_reply discover_slice)
 
 # The committed seeds a target starts from.
 seeds_of() {
@@ -26,6 +26,8 @@ options_of() {
         # Several messages of an answer in one input.
         transfer_in) echo "-dict=dns.dict -max_len=16384" ;;
         state_files) echo "-dict=dns.dict -max_len=32768" ;;
+        # Mostly a kept copy, a master file; the edge messages are short.
+        secondary) echo "-dict=zone.dict -max_len=8192" ;;
         discover_slice) echo "-dict=kube.dict -max_len=8192" ;;
     esac
 }

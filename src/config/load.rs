@@ -44,6 +44,22 @@ pub fn parse_zone_text(
     zone_file::parse(path, text, probe, serial)
 }
 
+/// Checks one secondary zone file's text (a file with `primary = {...}`), as [`load`] does; an
+/// error when the file is not a secondary zone's. For fuzzing and tests.
+pub fn parse_secondary_zone_text(
+    path: &Path,
+    text: &str,
+    probe: &ProbeSettings,
+) -> Result<SecondaryZone, ConfigError> {
+    match zone_file::parse_any(path, text, probe, 1)? {
+        zone_file::ZoneDefinition::Secondary(zone) => Ok(*zone),
+        zone_file::ZoneDefinition::Files(_) => Err(ConfigError::file(
+            path,
+            "is not a secondary zone (it has no `primary` table)",
+        )),
+    }
+}
+
 /// Every key a zone's `update` table names must be defined in the main file, and the journal of
 /// accepted updates needs `[server] state_dir`.
 fn check_update_keys(

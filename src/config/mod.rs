@@ -38,7 +38,7 @@ mod zone_file;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::ConfigError;
-pub use load::{load, parse_main_text, parse_zone_text};
+pub use load::{load, parse_main_text, parse_secondary_zone_text, parse_zone_text};
 pub use model::*;
 pub use summary::summary;
 pub use tls::{ClientIdentity, TlsClient, Trust};

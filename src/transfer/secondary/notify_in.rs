@@ -35,6 +35,27 @@ impl SecondaryDoor {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = listeners;
     }
 
+    /// A door for one secondary zone `origin` whose primary is `primary` (signed with `key`), and
+    /// what a NOTIFY from it wakes. The server builds its door from the configuration; this is
+    /// for fuzzing and tests, which drive the edge without a refresh loop.
+    pub fn for_one_zone(
+        origin: Name,
+        primary: SocketAddr,
+        key: Option<TsigKey>,
+    ) -> (Self, Arc<Notify>) {
+        let door = Self::default();
+        let wake = Arc::new(Notify::new());
+        door.set(HashMap::from([(
+            origin.to_lowercase(),
+            Listener {
+                primary,
+                key,
+                wake: wake.clone(),
+            },
+        )]));
+        (door, wake)
+    }
+
     /// The primary an UPDATE (the whole message) must be forwarded to, when its zone section
     /// names a secondary zone here. Only a well-formed update signed with TSIG is forwarded:
     /// one that is not (several zones, no signature) is answered here, FORMERR or REFUSED as any

@@ -55,7 +55,7 @@ pub fn load(state_dir: &Path, origin: &Name) -> Option<Kept> {
     let last_success = fs::metadata(&path)
         .and_then(|meta| meta.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    match parse(&text, &path, origin) {
+    match read(&text, origin) {
         Ok(copy) => Some(Kept { copy, last_success }),
         Err(error) => {
             tracing::warn!(file = %path.display(), %error, "the secondary copy does not read; waiting for the primary");
@@ -64,19 +64,30 @@ pub fn load(state_dir: &Path, origin: &Name) -> Option<Kept> {
     }
 }
 
-/// Reads a copy written by [`write`].
-fn parse(text: &str, path: &Path, origin: &Name) -> Result<ZoneCopy, String> {
-    let (_, rrsets) = Parser::new(text, Some(path.to_path_buf()), Some(origin.clone()))
+/// Reads a copy written by [`write`]. A copy is self-contained: `$INCLUDE`, which [`write`]
+/// never writes, is refused rather than followed (it would read any file the server can).
+pub fn read(text: &str, origin: &Name) -> Result<ZoneCopy, String> {
+    if text.to_ascii_lowercase().contains("$include") {
+        return Err("a kept copy has no $INCLUDE".to_string());
+    }
+    let (_, rrsets) = Parser::new(text, None, Some(origin.clone()))
         .parse()
         .map_err(|error| error.to_string())?;
+    // What a transfer lets in, a copy read back lets in: one SOA, at the apex, and every other
+    // record inside the zone (`transfer::incoming` refuses the rest on the wire).
     let mut soa = None;
     let mut records = Vec::new();
     for rrset in rrsets.into_values() {
         for record in rrset.into_iter() {
-            if record.record_type() == RecordType::SOA && &record.name == origin {
-                soa = Some(record);
-            } else {
+            if !origin.zone_of(&record.name) {
+                return Err(format!("{} is outside the zone", record.name));
+            }
+            if record.record_type() != RecordType::SOA {
                 records.push(record);
+            } else if &record.name != origin {
+                return Err(format!("an SOA record at {}, below the apex", record.name));
+            } else if soa.replace(record).is_some() {
+                return Err("more than one SOA record".to_string());
             }
         }
     }
@@ -130,7 +141,7 @@ pub fn write(state_dir: &Path, copy: &ZoneCopy, primary: SocketAddr) -> std::io:
     fs::create_dir_all(directory)?;
     let text = render(copy, primary);
     // A copy that would not read back as it is is not worth keeping over the last one.
-    match parse(&text, &path, &copy.origin) {
+    match read(&text, &copy.origin) {
         Ok(read) if read == *copy => {}
         Ok(_) => {
             return Err(std::io::Error::other(
@@ -172,6 +183,38 @@ mod tests {
 
     fn name(text: &str) -> Name {
         Name::from_str(text).expect("a name")
+    }
+
+    #[test]
+    fn a_copy_with_what_no_transfer_lets_in_does_not_read() {
+        let origin = name("k8s.example.com.");
+        let head = "$ORIGIN .\nk8s.example.com. 60 IN SOA ns1.k8s.example.com. h.example. 41 3600 600 86400 5\n";
+        // The first was found by the `secondary` fuzz target: a name outside the zone.
+        let cases = [
+            (
+                "www.k8s.examp1d2hom. 60 IN CNAME api.k8s.example.com.\n",
+                "outside the zone",
+            ),
+            (
+                "api.k8s.example.com. 60 IN SOA a. b. 1 2 3 4 5\n",
+                "below the apex",
+            ),
+            (
+                "k8s.example.com. 60 IN SOA a. b. 1 2 3 4 5\n",
+                "SOA is already specified", // hickory's parser refuses a second SOA itself
+            ),
+            ("$INCLUDE /etc/passwd\n", "no $INCLUDE"),
+        ];
+        for (tail, why) in cases {
+            let error = read(&format!("{head}{tail}"), &origin).unwrap_err();
+            assert!(error.contains(why), "{tail}: {error}");
+        }
+        let fine = read(
+            &format!("{head}api.k8s.example.com. 5 IN A 192.0.2.10\n"),
+            &origin,
+        )
+        .expect("a copy");
+        assert_eq!(fine.serial(), 41);
     }
 
     #[test]
