@@ -490,6 +490,22 @@ impl PhasedRun {
         self.back_since[victim] = Instant::now();
         took
     }
+
+    /// Prints a trial that took longer than predicted, with apidns's last log lines about the
+    /// member (its transitions and their reasons, with their times).
+    fn report_outlier(&self, victim: usize, trial: usize, took: Duration) {
+        let member = self.addresses[victim].to_string();
+        let logs = self.server.logs();
+        let lines: Vec<&String> = logs.iter().filter(|line| line.contains(&member)).collect();
+        println!(
+            "  outlier: {} trial {trial}, member {member}: {:.0}ms; apidns logged:",
+            self.label,
+            took.as_secs_f64() * 1000.0
+        );
+        for line in lines.iter().rev().take(6).rev() {
+            println!("    {line}");
+        }
+    }
 }
 
 /// `cargo bench --bench failover -- phase`: default (held) and `hold = false` probing of
@@ -532,7 +548,13 @@ fn phased(trials: usize) {
             // Alternate which mode goes first, so that neither always follows the other.
             for turn in 0..2 {
                 let mode = (trial + turn) % 2;
-                down[mode].push(runs[mode].trial(victim, phase, interval));
+                let took = runs[mode].trial(victim, phase, interval);
+                // Past the prediction by more than a busy machine's scheduling: what apidns
+                // logged of the member tells a prober that waited from a machine that stalled.
+                if took > latest + Duration::from_millis(100) {
+                    runs[mode].report_outlier(victim, trial, took);
+                }
+                down[mode].push(took);
             }
         }
         println!(
