@@ -6,10 +6,17 @@
 //!     cargo bench --bench failover -- https kill   # settings whose label has every word
 //!     TRIALS=5 cargo bench --bench failover        # quicker
 //!     SEQUENTIAL=1 cargo bench --bench failover    # one setting at a time (quieter machine)
+//!     cargo bench --bench failover -- phase        # held against periodic, killed at a fixed phase
 //!
 //! Settings run side by side by default (each its own apidns and servers on its own loopback
 //! addresses), so that the whole run stays within a few minutes on two cores. Prints median and
 //! max per setting. These are figures, not pass/fail checks.
+//!
+//! The settings above fail a member at a random point of the probe schedule, as real failures
+//! come, so a median moves by the luck of that draw (up to one interval). `phase` takes the draw
+//! out: an accept-and-close member (nothing can be held) is killed at a fixed point of the
+//! prober's schedule, told by the member's accepts, under default settings and with
+//! `hold = false`, trials interleaved so that the machine's load falls on both alike.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -148,6 +155,9 @@ fn main() {
         .skip(1)
         .filter(|arg| !arg.starts_with("--"))
         .collect();
+    if words.iter().any(|word| word == "phase") {
+        return phased(trials);
+    }
     let selected: Vec<(usize, Setting)> = settings()
         .into_iter()
         .enumerate()
@@ -282,28 +292,7 @@ fn run(setting: &Setting, index: usize, trials: usize) -> Figures {
         .iter()
         .map(|member| member.member().parse().expect("an address"))
         .collect();
-    let dir = TempDir::new("failover");
-    dir.write("ca.crt", &ca.pem());
-    let kind = match setting.kind {
-        Kind::Tcp | Kind::TcpAcceptAndClose => "",
-        Kind::Https => "kind = \"https\"\nca_file = \"ca.crt\"\n",
-    };
-    let config = dir.write(
-        "apidns.toml",
-        &format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n[probe]\n{kind}{}\n",
-            setting.probe
-        ),
-    );
-    let quoted: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
-    dir.write(
-        "zones/k8s.example.com.toml",
-        &format!(
-            "{ZONE_HEAD}\n[pool.api]\nttl = 5\nmembers = [{}]\n",
-            quoted.join(", ")
-        ),
-    );
-    let server = TestServer::start_with(dir, config, &[]);
+    let server = serve(setting.kind, setting.probe, &addresses, &ca);
     std::thread::sleep(Duration::from_secs(1));
     let counted_from = Instant::now();
     let counts_before = members[0].counts();
@@ -347,6 +336,31 @@ fn run(setting: &Setting, index: usize, trials: usize) -> Figures {
     }
 }
 
+/// Starts apidns with one pool of `addresses`, probed as `kind` and `probe` say.
+fn serve(kind: Kind, probe: &str, addresses: &[SocketAddr], ca: &Authority) -> TestServer {
+    let dir = TempDir::new("failover");
+    dir.write("ca.crt", &ca.pem());
+    let kind = match kind {
+        Kind::Tcp | Kind::TcpAcceptAndClose => "",
+        Kind::Https => "kind = \"https\"\nca_file = \"ca.crt\"\n",
+    };
+    let config = dir.write(
+        "apidns.toml",
+        &format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nzones = \"zones\"\n[probe]\n{kind}{probe}\n"
+        ),
+    );
+    let quoted: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
+    dir.write(
+        "zones/k8s.example.com.toml",
+        &format!(
+            "{ZONE_HEAD}\n[pool.api]\nttl = 5\nmembers = [{}]\n",
+            quoted.join(", ")
+        ),
+    );
+    TestServer::start_with(dir, config, &[])
+}
+
 fn wait(server: &TestServer, since: Instant, done: impl Fn(&[String]) -> bool) -> Duration {
     loop {
         let found = addresses(&udp(
@@ -381,4 +395,194 @@ fn summary(samples: &[Duration]) -> String {
 
 fn rand_unit() -> f64 {
     rand::random_range(0.0..1.0)
+}
+
+/// Where in the prober's schedule a phased trial kills the member.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Right after the member accepted a probe connection: the next probe is a whole interval
+    /// away, the longest wait there is.
+    AfterProbe,
+    /// [`BEFORE_PROBE`] intervals after an accepted probe with no other since: just before the
+    /// next probe, due 0.9 to 1.1 intervals after the last (±10% jitter).
+    BeforeProbe,
+}
+
+/// How far into the interval a [`Phase::BeforeProbe`] kill comes, just short of the earliest
+/// jittered probe (0.9).
+const BEFORE_PROBE: f64 = 0.85;
+
+/// A killed member may fail again only this long after it came back: held probes hold down a
+/// member that goes down again within 5 × interval of returning (a flap). Both modes rest alike.
+const PHASED_REST: Duration = Duration::from_millis(5100);
+
+/// Held probing of an accept-and-close member re-holds after a backoff that doubles from one
+/// interval to 30 s (1 + 2 + 4 + 8 + 16 s): the phased trials start once it has reached its
+/// steady state, where the accepts a trial waits for are fresh probes.
+const REHOLD_SETTLED: Duration = Duration::from_secs(32);
+
+/// One apidns with accept-and-close members, for phased trials.
+struct PhasedRun {
+    label: &'static str,
+    server: TestServer,
+    /// Index 0 never fails; the others take turns. `None` only within a trial.
+    members: Vec<Option<Backend>>,
+    addresses: Vec<SocketAddr>,
+    back_since: Vec<Instant>,
+}
+
+impl PhasedRun {
+    fn start(label: &'static str, index: usize, probe: &str) -> Self {
+        let ca = Authority::new("apidns bench CA");
+        let members: Vec<Option<Backend>> = (1..=VICTIMS + 1)
+            .map(|i| {
+                let address = SocketAddr::new(
+                    format!("127.0.{}.{i}", 220 + index).parse().expect("an IP"),
+                    0,
+                );
+                Some(Backend::start_accept_and_close_at(address))
+            })
+            .collect();
+        let addresses: Vec<SocketAddr> = members
+            .iter()
+            .flatten()
+            .map(|member| member.address)
+            .collect();
+        let server = serve(Kind::TcpAcceptAndClose, probe, &addresses, &ca);
+        let all: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
+        wait(&server, Instant::now(), |found| {
+            all.iter().all(|ip| found.contains(ip))
+        });
+        Self {
+            label,
+            server,
+            members,
+            addresses,
+            back_since: vec![Instant::now(); VICTIMS + 1],
+        }
+    }
+
+    /// Kills `victim` at `phase` of its probe schedule; returns how long it stayed in the
+    /// answers. Restarts it and waits until it is back before returning.
+    fn trial(&mut self, victim: usize, phase: Phase, interval: Duration) -> Duration {
+        let ip = self.addresses[victim].ip().to_string();
+        let rested = self.back_since[victim] + PHASED_REST;
+        std::thread::sleep(rested.saturating_duration_since(Instant::now()));
+        let backend = self.members[victim].take().expect("the victim is up");
+        // The event: the member accepted a probe. The prober connects at least once an
+        // interval, so five intervals without one is a broken run.
+        let none = || panic!("{}: no probe connection within 5 intervals", self.label);
+        let mut seen = backend
+            .wait_for_accept_beyond(backend.accepted(), interval * 5)
+            .unwrap_or_else(none);
+        if let Phase::BeforeProbe = phase {
+            // Kill when BEFORE_PROBE of an interval has passed without another accept.
+            let quiet = interval.mul_f64(BEFORE_PROBE);
+            while let Some(later) = backend.wait_for_accept_beyond(seen, quiet) {
+                seen = later;
+            }
+        }
+        let failed = Instant::now();
+        backend.kill();
+        let took = wait(&self.server, failed, |found| !found.contains(&ip));
+        self.members[victim] = Some(Backend::start_accept_and_close_at(self.addresses[victim]));
+        wait(&self.server, Instant::now(), |found| found.contains(&ip));
+        self.back_since[victim] = Instant::now();
+        took
+    }
+
+    /// Prints a trial that took longer than predicted, with apidns's last log lines about the
+    /// member (its transitions and their reasons, with their times).
+    fn report_outlier(&self, victim: usize, trial: usize, took: Duration) {
+        let member = self.addresses[victim].to_string();
+        let logs = self.server.logs();
+        let lines: Vec<&String> = logs.iter().filter(|line| line.contains(&member)).collect();
+        println!(
+            "  outlier: {} trial {trial}, member {member}: {:.0}ms; apidns logged:",
+            self.label,
+            took.as_secs_f64() * 1000.0
+        );
+        for line in lines.iter().rev().take(6).rev() {
+            println!("    {line}");
+        }
+    }
+}
+
+/// `cargo bench --bench failover -- phase`: default (held) and `hold = false` probing of
+/// accept-and-close members, each killed at the same fixed phases, trials interleaved.
+fn phased(trials: usize) {
+    // The default probe settings, which both runs use.
+    let interval = Duration::from_secs(1);
+    let fast = Duration::from_millis(200);
+    let started = Instant::now();
+    let mut runs = [
+        PhasedRun::start("held (defaults)", 0, ""),
+        PhasedRun::start("periodic (hold = false)", 1, "hold = false\n"),
+    ];
+    println!(
+        "failover at a fixed phase: accept-and-close members, defaults (interval 1s, timeout \
+         500ms, fast 200ms, rise 2, fall 2), {trials} trials per mode and phase, interleaved"
+    );
+    std::thread::sleep(REHOLD_SETTLED.saturating_sub(started.elapsed()));
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    // Expected: the kill is seen by the next fresh probe, due 0.9 to 1.1 intervals after the
+    // last, and confirmed by one more `fast_interval` (±10%) later (fall = 2).
+    let phases = [
+        (
+            Phase::AfterProbe,
+            "killed right after an accepted probe",
+            interval.mul_f64(0.9) + fast.mul_f64(0.9),
+            interval.mul_f64(1.1) + fast.mul_f64(1.1),
+        ),
+        (
+            Phase::BeforeProbe,
+            "killed 0.85 interval after an accepted probe (just before the next)",
+            interval.mul_f64(0.9 - BEFORE_PROBE) + fast.mul_f64(0.9),
+            interval.mul_f64(1.1 - BEFORE_PROBE) + fast.mul_f64(1.1),
+        ),
+    ];
+    for (phase, label, earliest, latest) in phases {
+        let mut down: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+        for trial in 0..trials {
+            let victim = 1 + trial % VICTIMS;
+            // Alternate which mode goes first, so that neither always follows the other.
+            for turn in 0..2 {
+                let mode = (trial + turn) % 2;
+                let took = runs[mode].trial(victim, phase, interval);
+                // Past the prediction by more than a busy machine's scheduling: what apidns
+                // logged of the member tells a prober that waited from a machine that stalled.
+                if took > latest + Duration::from_millis(100) {
+                    runs[mode].report_outlier(victim, trial, took);
+                }
+                down[mode].push(took);
+            }
+        }
+        println!(
+            "{label}: expected {:.0} to {:.0}ms (next probe, then fast_interval)",
+            ms(earliest),
+            ms(latest)
+        );
+        for (run, samples) in runs.iter().zip(&down) {
+            println!(
+                "  {:<24} gone from answers: {}",
+                run.label,
+                summary(samples)
+            );
+        }
+        println!(
+            "  held / periodic: median ×{:.2}, max ×{:.2}",
+            ms(median(&down[0])) / ms(median(&down[1])),
+            ms(maximum(&down[0])) / ms(maximum(&down[1]))
+        );
+    }
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn maximum(samples: &[Duration]) -> Duration {
+    samples.iter().copied().max().unwrap_or_default()
 }

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::rr::RecordType;
 
 use super::dispatch::{Route, route};
-use super::query_log::{QueryLog, log_query};
+use super::query_log::{QueryLog, log_query, log_transfer};
 use super::rrl::{ResponseRateLimiter, Verdict};
 use crate::dns::cookie::CookieSecrets;
 use crate::dns::{
@@ -97,6 +97,9 @@ impl Answerer {
         if let Some(started) = started {
             self.metrics
                 .observe_response(Transport::Tcp, started.elapsed());
+        }
+        if self.query_log.wants() {
+            log_transfer(message, &transfer, peer);
         }
         transfer.messages
     }

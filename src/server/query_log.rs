@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::dns::{Answered, Transport};
 use crate::metrics::RcodeLabel;
+use crate::transfer::Transfer;
 
 /// Which queries are logged.
 #[derive(Debug, Default)]
@@ -41,10 +42,7 @@ pub fn log_query(
     transport: Transport,
     peer: SocketAddr,
 ) {
-    let question = hickory_proto::op::Message::from_vec(query)
-        .ok()
-        .and_then(|message| message.queries.first().map(|q| q.name().to_string()))
-        .unwrap_or_default();
+    let question = question_name(query);
     tracing::info!(
         target: "apidns::query",
         client = %peer,
@@ -55,4 +53,31 @@ pub fn log_query(
         bytes,
         "query"
     );
+}
+
+/// Logs one answered zone transfer request (AXFR, IXFR; over TCP only) as a query is logged,
+/// with what only a transfer has: the messages it took, their bytes together, and the TSIG key
+/// the request was signed with.
+pub fn log_transfer(request: &[u8], transfer: &Transfer, peer: SocketAddr) {
+    let bytes: usize = transfer.messages.iter().map(Vec::len).sum();
+    tracing::info!(
+        target: "apidns::query",
+        client = %peer,
+        transport = ?Transport::Tcp,
+        zone = %question_name(request),
+        qtype = %transfer.qtype.map(|t| t.to_string()).unwrap_or_default(),
+        rcode = %RcodeLabel(transfer.rcode),
+        messages = transfer.messages.len(),
+        bytes,
+        key = %transfer.key.as_ref().map(ToString::to_string).unwrap_or_default(),
+        "transfer"
+    );
+}
+
+/// The first question's name, or nothing when the message does not parse.
+fn question_name(message: &[u8]) -> String {
+    hickory_proto::op::Message::from_vec(message)
+        .ok()
+        .and_then(|message| message.queries.first().map(|q| q.name().to_string()))
+        .unwrap_or_default()
 }

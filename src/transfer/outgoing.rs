@@ -12,7 +12,7 @@ use std::sync::Arc;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::TSIG;
 use hickory_proto::rr::rdata::tsig::make_tsig_record;
-use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType, TSigner};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use tracing::info;
 
@@ -38,6 +38,9 @@ pub struct Transfer {
     pub qtype: Option<RecordType>,
     /// The zone transferred or refused, for metrics.
     pub zone: Option<Arc<str>>,
+    /// The TSIG key the request was signed with (as it named it, known or not); `None` when it
+    /// was not signed. For the query log.
+    pub key: Option<Name>,
 }
 
 /// Answers the transfer request `request` (a QUERY for AXFR or IXFR) from `peer`, with the
@@ -114,6 +117,7 @@ pub fn answer(
         rcode: ResponseCode::NoError,
         qtype: Some(qtype),
         zone: Some(zone.label.clone()),
+        key: Some(key.name.clone()),
     }
 }
 
@@ -289,5 +293,6 @@ fn refusal(
         rcode: code,
         qtype,
         zone: None,
+        key: request.signature().map(|signature| signature.name.clone()),
     }
 }

@@ -2,8 +2,8 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,48 @@ pub struct Backend {
     stop: Arc<AtomicBool>,
     reset: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
-    accepted: Arc<AtomicUsize>,
+    accepted: Arc<Accepts>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The count of accepted connections, with a signal on each, so that a test or bench can act
+/// at a known point of the prober's schedule (right after a probe connected) without polling.
+#[derive(Default)]
+struct Accepts {
+    count: Mutex<usize>,
+    arrived: Condvar,
+}
+
+impl Accepts {
+    fn add(&self) {
+        let mut count = self
+            .count
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *count += 1;
+        self.arrived.notify_all();
+    }
+
+    fn get(&self) -> usize {
+        *self
+            .count
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until more than `seen` connections were accepted, at most `timeout`; returns the
+    /// new count, or `None` when none arrived in time.
+    fn wait_beyond(&self, seen: usize, timeout: Duration) -> Option<usize> {
+        let count = self
+            .count
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (count, _) = self
+            .arrived
+            .wait_timeout_while(count, timeout, |count| *count <= seen)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (*count > seen).then_some(*count)
+    }
 }
 
 impl Backend {
@@ -58,7 +98,7 @@ impl Backend {
         let stop = Arc::new(AtomicBool::new(false));
         let reset = Arc::new(AtomicBool::new(false));
         let open_count = Arc::new(AtomicUsize::new(0));
-        let accepted = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(Accepts::default());
         let thread = {
             let accepted = accepted.clone();
             let stop = stop.clone();
@@ -71,7 +111,7 @@ impl Backend {
                     while let Ok((stream, _)) = listener.accept() {
                         let _ = stream.set_nonblocking(true);
                         open.push((stream, Instant::now()));
-                        accepted.fetch_add(1, Ordering::Relaxed);
+                        accepted.add();
                         idle = false;
                     }
                     open.retain(|(stream, accepted)| {
@@ -142,7 +182,14 @@ impl Backend {
 
     /// Connections accepted since the start.
     pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::Relaxed)
+        self.accepted.get()
+    }
+
+    /// Waits until more than `seen` connections have been accepted (at most `timeout`) and
+    /// returns the count then, or `None` when none came in time. The wake-up follows the
+    /// accept by microseconds: the caller acts right after a probe connected.
+    pub fn wait_for_accept_beyond(&self, seen: usize, timeout: Duration) -> Option<usize> {
+        self.accepted.wait_beyond(seen, timeout)
     }
 
     /// Connections accepted and still open (as of the last few milliseconds).

@@ -157,6 +157,51 @@ fn an_accept_and_close_member_is_taken_out_with_default_settings() {
     );
 }
 
+/// Held probing is never slower than periodic probing (issue #22), at the phase where the wait
+/// is longest: an accept-and-close member killed right after it accepted a probe connection.
+/// Periodic probing takes it out at the next probe (one `interval`, +10% jitter) and its
+/// confirmation (`fast_interval`, +10%, `fall = 2`): 1.32 s at most with the defaults. The bound
+/// adds one probe `timeout` (500 ms) for a busy machine; a prober that waited a whole interval
+/// more anywhere on the way (as a failed re-hold once did) needs 1.98 s at least. The accept
+/// seen may be a re-hold's (then the kill shows on that connection at once) or a fresh probe's:
+/// both are bounded alike.
+#[test]
+fn an_accept_and_close_member_killed_right_after_a_probe_is_out_as_periodic_probing_would() {
+    let interval = Duration::from_secs(1);
+    let fast_interval = Duration::from_millis(200);
+    let timeout = Duration::from_millis(500);
+    let bound = (interval + fast_interval).mul_f64(1.1) + timeout;
+    let a = Backend::start("127.0.67.1");
+    let closing = Backend::start_accept_and_close("127.0.67.2");
+    let server = start(&[a.member(), closing.member()], "");
+    let both = sorted(vec![a.ip(), closing.ip()]);
+    assert!(
+        wait_until(Duration::from_secs(10), || a_sorted(server.addr(), API)
+            == both)
+        .is_some(),
+        "the accept-and-close member is up"
+    );
+    // The event: the member accepted a probe; the next one is now furthest away.
+    let seen = closing.accepted();
+    assert!(
+        closing.wait_for_accept_beyond(seen, interval * 5).is_some(),
+        "the prober connects at least once an interval"
+    );
+    let killed = Instant::now();
+    closing.kill();
+    assert!(
+        wait_until(Duration::from_secs(10), || a_sorted(server.addr(), API)
+            == [a.ip()])
+        .is_some(),
+        "killed accept-and-close member still answered"
+    );
+    let out = killed.elapsed();
+    assert!(
+        out <= bound,
+        "out after {out:?}, more than {bound:?}: slower than periodic probing"
+    );
+}
+
 #[test]
 fn hold_false_keeps_the_periodic_probe() {
     let a = Backend::start("127.0.63.1");

@@ -45,6 +45,11 @@ fn start_primary_probing(
     notify: &[SocketAddr],
     port: u16,
 ) -> TestServer {
+    TestServer::start(primary_spec(state, members, notify, port))
+}
+
+/// What [`start_primary_probing`] starts, for a test that adds to it.
+fn primary_spec(state: &TempDir, members: &str, notify: &[SocketAddr], port: u16) -> ServerSpec {
     let notify: Vec<String> = notify.iter().map(|a| format!("\"{a}\"")).collect();
     let zone = format!(
         "transfer = {{ keys = [\"xfr-key\"], notify = [{}] }}\nupdate = {{ keys = [\"ops-key\"], allow = \"pool-members\" }}\n{}\
@@ -65,7 +70,7 @@ fn start_primary_probing(
         state.path().display()
     );
     spec.probe = "interval = \"500ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1".to_string();
-    TestServer::start(spec)
+    spec
 }
 
 fn of(primary: &TestServer) -> SecondaryOf {
@@ -341,10 +346,16 @@ fn transfer_messages(server: SocketAddr) -> usize {
 
 /// An AXFR request for the zone, signed with `signer` when given.
 fn axfr_request(signer: Option<TSigner>) -> Message {
+    transfer_request(RecordType::AXFR, signer)
+}
+
+/// A transfer request of `qtype` (AXFR, or IXFR without a serial: the whole zone) for the zone,
+/// signed with `signer` when given.
+fn transfer_request(qtype: RecordType, signer: Option<TSigner>) -> Message {
     let mut message = Message::new(0x4242, MessageType::Query, OpCode::Query);
     message.add_query(Query::query(
         Name::from_ascii(ORIGIN).expect("a name"),
-        RecordType::AXFR,
+        qtype,
     ));
     if let Some(signer) = signer {
         let now = std::time::SystemTime::now()
@@ -396,6 +407,67 @@ fn transfers_without_a_listed_key_are_refused_as_queries_are() {
     assert_eq!(
         granted.answers.first().map(|r| r.record_type()),
         Some(RecordType::SOA)
+    );
+}
+
+/// With the query log on, a transfer request is logged as a query is, with the messages and
+/// bytes sent and the key it was signed with.
+#[test]
+fn transfers_are_in_the_query_log() {
+    let state = TempDir::new("transfer-log");
+    let mut spec = primary_spec(&state, "\"127.0.0.11\"", &[], free_port());
+    spec.args = vec!["--query-log".into()];
+    let primary = TestServer::start(spec);
+    let server = primary.addr();
+
+    let granted = tcp(
+        server,
+        &transfer_request(RecordType::IXFR, signer("xfr-key.", SECRET_BYTES)),
+    );
+    assert_eq!(granted.metadata.response_code, ResponseCode::NoError);
+    let unsigned = tcp(server, &axfr_request(None));
+    assert_eq!(unsigned.metadata.response_code, ResponseCode::Refused);
+    let logged = |qtype: &str| {
+        primary
+            .wait_for_log(Duration::from_secs(5), |line| {
+                line.contains("apidns::query") && line.contains(&format!("qtype={qtype}"))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {qtype} in the query log:\n{}",
+                    primary.logs().join("\n")
+                )
+            })
+    };
+
+    let line = logged("IXFR");
+    for field in [
+        " transfer ",
+        "client=127.0.0.1:",
+        "transport=Tcp",
+        "zone=k8s.example.com.",
+        "rcode=NOERROR",
+        "messages=1",
+        "key=xfr-key.",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+    let bytes: usize = line
+        .split("bytes=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|bytes| bytes.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes: {line}"));
+    assert!(
+        bytes > 100,
+        "a zone and two signatures in {bytes} bytes: {line}"
+    );
+
+    let line = logged("AXFR");
+    assert!(line.contains("rcode=REFUSED"), "{line}");
+    assert!(
+        line.contains("key= ") || line.ends_with("key="),
+        "unsigned: no key: {line}"
     );
 }
 
