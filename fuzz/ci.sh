@@ -51,7 +51,7 @@ echo "== built in $((SECONDS - started)) s"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/apidns-fuzz-ci.XXXXXX")"
 # A fuzzer still running when this script stops (interrupted) is stopped with it.
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 artifacts="${FUZZ_CI_ARTIFACTS:-$work/artifacts}"
 
 # Prints what a failed run left behind: each input in hex and base64, and how to replay it.
