@@ -6,6 +6,8 @@
 #
 # Usage: contrib/deb/test.sh   (root: debootstrap and chroot need it; installs cargo-deb and
 # debootstrap when missing). The root is made once under target/deb-root and reused.
+#        contrib/deb/test.sh root   only make that root (CI makes it in the background while it
+#                                   compiles: debootstrap waits on the network, not the CPU)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,21 +21,32 @@ command -v debootstrap >/dev/null || {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
 }
-command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version '^3'
-
-deb=$(contrib/deb/build.sh)
-log "built $deb"
 
 root=target/deb-root
-if [[ ! -x $root/usr/bin/dpkg ]]; then
+make_root() {
+    [[ -x $root/usr/bin/dpkg ]] && return 0
+    local mirror
     mirror=$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
     if [[ -z $mirror ]]; then
         mirror=$(awk 'tolower($1) == "uris:" { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
     fi
     log "debootstrap bookworm from ${mirror:-the default mirror} into $root (about a minute)"
     rm -rf "$root"
+    mkdir -p target
     debootstrap --variant=minbase bookworm "$root" ${mirror:+"$mirror"} >/dev/null
+}
+if [[ ${1:-} == root ]]; then
+    make_root
+    log "Debian root ready in $root"
+    exit 0
 fi
+
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version '^3'
+
+deb=$(contrib/deb/build.sh)
+log "built $deb"
+
+make_root
 # A fresh copy of the root for each run, so that every run installs into a clean system.
 work=$(mktemp -d /tmp/apidns-deb-root.XXXXXX)
 trap 'rm -rf "$work"' EXIT

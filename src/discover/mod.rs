@@ -11,11 +11,18 @@
 //!
 //! This layer sits beside `update`: it never imports it. The daemon hands it a [`Propose`]
 //! that carries a proposal to the writer.
+//!
+//! The watch (`connect.rs`, `watch.rs`: kube-rs's client and runtime) is behind the default
+//! cargo feature `discover`; the fuzz crate builds without it, and [`start`] is the one place
+//! that differs. Without it the parts only the watch uses are unused, hence the `allow`.
+#![cfg_attr(not(feature = "discover"), allow(dead_code))]
 
+#[cfg(feature = "discover")]
 mod connect;
 pub mod slice;
 pub mod state;
 mod status;
+#[cfg(feature = "discover")]
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -112,12 +119,12 @@ impl<P: Propose> Discovery<P> {
                 continue;
             }
             let stop = self.shutdown.child_token();
-            let task = tokio::spawn(watch::run(
+            let task = start(
                 self.shared.clone(),
                 pool.clone(),
                 settings.clone(),
                 stop.clone(),
-            ));
+            );
             self.running.insert(
                 pool,
                 Running {
@@ -128,6 +135,35 @@ impl<P: Propose> Discovery<P> {
             );
         }
     }
+}
+
+/// Starts `pool`'s watch until `stop`.
+#[cfg(feature = "discover")]
+fn start<P: Propose>(
+    shared: Arc<Shared<P>>,
+    pool: Name,
+    settings: Discover,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(watch::run(shared, pool, settings, stop))
+}
+
+/// A build without the `discover` feature has no watch: the pool keeps its configured members,
+/// and the log and /status say why. The task waits for `stop`, so that the error is given once
+/// per configuration, not at every sync.
+#[cfg(not(feature = "discover"))]
+fn start<P: Propose>(
+    shared: Arc<Shared<P>>,
+    pool: Name,
+    _settings: Discover,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    const WHY: &str = "this apidns was built without the cargo feature `discover` (cluster discovery): the pool keeps its configured members";
+    tracing::error!(%pool, "{WHY}");
+    shared.status.update(&pool, |state| {
+        state.last_error = Some((std::time::SystemTime::now(), WHY.to_string()));
+    });
+    tokio::spawn(async move { stop.cancelled().await })
 }
 
 impl<P> Drop for Discovery<P> {
