@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The apidns lab, end to end: two apidns instances, three stand-in API servers, an Unbound resolver
 # and a client on a private Docker bridge network (compose.yaml), and checks that a client reaches
-# a live API server by name while servers and an apidns instance fail; then that both apidns
-# instances follow the cluster's `default/kubernetes` EndpointSlice (discovery): a fourth API
-# server that joins is answered by both, and leaves both when it is removed, with no apidns file
-# changed.
+# a live API server by name while servers and an apidns instance fail; then that the two apidns
+# instances agree: apidns1, the zone's primary, follows the cluster's `default/kubernetes`
+# EndpointSlice (discovery) and apidns2, its secondary, follows apidns1 by zone transfer, so a
+# fourth API server that joins is answered by both and leaves both when it is removed; and a
+# signed update (nsupdate) sent to either instance reaches both, with no apidns file changed.
 #
 #   lab/test.sh        set up, bring the lab up, run the checks, tear everything down
 #   lab/test.sh up     set up and bring the lab up, then leave it running to explore by hand
@@ -16,7 +17,7 @@
 # seed-base-image.sh when the tag is missing; builds apidns (`cargo build --release`, or uses
 # APIDNS_BIN=/path/to/apidns) and the stand-in cluster store (`cargo build -p apidns-testkit
 # --bin kube-standin`, or KUBE_STANDIN_BIN); makes the lab CA, certificates and
-# discovery kubeconfigs in lab/pki/.
+# discovery's kubeconfig in lab/pki/.
 #
 # Environment: APIDNS_BIN (an apidns binary to use instead of building one), KUBE_STANDIN_BIN
 # (the same for testkit's kube-standin, the cluster store), KUBECTL (a kubectl
@@ -35,8 +36,11 @@ NET=198.51.100
 API1=$NET.11 API2=$NET.12 API3=$NET.13 API4=$NET.14 NS1=$NET.53 NS2=$NET.54
 NAME=api.lab.example
 URL=https://$NAME:6443
-TTL=5             # the pool's ttl in apidns/zones/lab.example.toml
+TTL=5             # the pool's ttl in apidns/zones-apidns{1,2}/lab.example.toml
 BOUND=30          # seconds a change may take to reach the client (TTL + detection + generous slack)
+# LAB ONLY, NOT A SECRET: the update key of apidns/apidns1.toml, for nsupdate (base64 of
+# "apidns-lab-only-NOT-A-SECRET-upd"). The transfer key, for `dig AXFR` by hand, is beside it.
+UPDATE_KEY=hmac-sha256:lab-update-key:YXBpZG5zLWxhYi1vbmx5LU5PVC1BLVNFQ1JFVC11cGQ=
 
 case $MODE in run | up | down) ;; *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
@@ -164,11 +168,12 @@ standin_binary() {
 
 # The lab CA and one serving certificate per API server, like kubeadm's: the API name, the
 # server's own name and address, and the in-cluster names in the subject alternative names.
-# Then discovery's credentials, one kubeconfig per apidns instance: apidns1's with a client
-# certificate for the user apidns-discover (as `kubeadm kubeconfig user` makes), apidns2's with
-# a bearer token (as a ServiceAccount's), which the API servers accept (pki/discover-token).
+# Then discovery's credentials: apidns1's kubeconfig with a client certificate for the user
+# apidns-discover (as `kubeadm kubeconfig user` makes; apidns2, a secondary, discovers nothing),
+# and a bearer token (as a ServiceAccount's) that the API servers also accept, for kubectl by
+# hand (pki/discover-token).
 make_pki() {
-    if [[ -f pki/ca.pem && -f pki/api4-key.pem && -f pki/apidns2.kubeconfig ]] &&
+    if [[ -f pki/ca.pem && -f pki/api4-key.pem && -f pki/apidns1.kubeconfig && -f pki/discover-token ]] &&
         openssl x509 -checkend 86400 -noout -in pki/ca.pem >/dev/null &&
         openssl x509 -checkend 86400 -noout -in pki/api4.pem >/dev/null; then
         return
@@ -219,9 +224,8 @@ CNF
     openssl rand -hex 24 >pki/discover-token
     kubeconfig "client-certificate-data: $(base64 -w0 pki/discover.pem)
     client-key-data: $(base64 -w0 pki/discover-key.pem)" >pki/apidns1.kubeconfig
-    kubeconfig "token: $(cat pki/discover-token)" >pki/apidns2.kubeconfig
     # Readable in the containers (the lab runs as root there; these are lab-only credentials).
-    chmod 644 pki/ca.pem pki/api?.pem pki/discover.pem pki/discover-token pki/apidns?.kubeconfig
+    chmod 644 pki/ca.pem pki/api?.pem pki/discover.pem pki/discover-token pki/apidns1.kubeconfig
     chmod 600 pki/*-key.pem
 }
 
@@ -331,7 +335,7 @@ log "building the images"
 quietly nice "${COMPOSE[@]}" build
 dc down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
 # The files apidns reads, to show at the end that discovery changed none of them.
-apidns_files() { sha256sum apidns/*.toml apidns/zones/* pki/apidns?.kubeconfig pki/ca.pem; }
+apidns_files() { sha256sum apidns/*.toml apidns/zones-*/* pki/apidns1.kubeconfig pki/ca.pem; }
 FILES_BEFORE=$(apidns_files)
 log "starting the lab"
 quietly dc up -d
@@ -367,11 +371,13 @@ The lab is up. From $LAB:
   docker-compose exec client ${GO_CLIENT[*]}
   docker-compose logs -f apidns1 apidns2
   docker-compose exec api1 apiserver-ctl stop        # and start, unready, ready
-Discovery (docs/lab.md, "Watching discovery by hand"):
+Discovery and transfers (docs/lab.md, "Watching discovery by hand"):
   docker-compose exec apidns1 apidns status --config /lab/apidns/apidns1.toml
+  docker-compose exec apidns2 apidns status --config /lab/apidns/apidns2.toml   # the secondary
   docker-compose up -d api4                           # a fourth API server starts, then joins:
   docker-compose exec cluster cluster-ctl set $API1 $API2 $API3 $API4
   docker-compose exec cluster cluster-ctl set $API1 $API2 $API3     # it leaves
+  docker-compose exec client nsupdate -y $UPDATE_KEY  # then: server $NS2 / update add $NAME 5 A $API4 / send
   lab/test.sh down                                    # when done
 EOF
     exit 0
@@ -487,7 +493,7 @@ members_up() {
     { in_client curl -s --max-time 5 "http://$1:9153/metrics" || true; } |
         awk '/^apidns_pool_members_up\{pool="api\.lab\.example\."\}/ { print $NF }'
 }
-log "waiting for the lab: both apidns instances see three API servers up (api3 discovered from the cluster), and $NAME resolves"
+log "waiting for the lab: both apidns instances see three API servers up (api3 discovered from the cluster by apidns1, transferred to apidns2), and $NAME resolves"
 answer=
 for ((i = 0; i < 240; i++)); do
     if [[ $(members_up "$NS1") == 3 && $(members_up "$NS2") == 3 ]]; then
@@ -553,8 +559,9 @@ else
     fail "5. api2 cut off: the answer or the clients did not settle within ${BOUND}s"
 fi
 
-# 6. One apidns instance stops: the resolver answers through the other.
-log "6. stopping apidns1 ($NS1)"
+# 6. One apidns instance stops: the resolver answers through the other. It is the primary: the
+# secondary keeps serving its copy of the zone (until the SOA's expire, a week), and probing.
+log "6. stopping apidns1 ($NS1), the primary: apidns2, its secondary, must keep serving its copy"
 before=$(queries_answered "$NS2")
 quietly docker stop -t 5 "$(cid apidns1)"
 t0=$EPOCHREALTIME
@@ -571,7 +578,7 @@ done
 after=$(queries_answered "$NS2")
 log "  $good of $lookups lookups over $((3 * TTL + 1))s answered {$API3}; slowest ${slowest}s; apidns2 answered $((after - before)) queries${bad:+; wrong:$bad}"
 if ((good == lookups && after > before)); then
-    pass "6. apidns1 stopped: every lookup was answered through apidns2"
+    pass "6. apidns1 (the primary) stopped: every lookup was answered through apidns2 from its copy of the zone"
 else
     fail "6. apidns1 stopped: $((lookups - good)) of $lookups lookups failed or were wrong"
 fi
@@ -595,7 +602,7 @@ else
 fi
 
 # 8. A server that accepts connections but is not ready: only the HTTPS probe of /readyz sees it.
-if grep -q 'kind = "https"' apidns/zones/lab.example.toml; then
+if grep -q 'kind = "https"' apidns/zones-apidns1/lab.example.toml; then
     log "8. api3 stops being ready: /readyz answers 500, TCP and TLS still work"
     docker exec "$(cid api3)" apiserver-ctl unready
     t0=$EPOCHREALTIME
@@ -615,35 +622,40 @@ if grep -q 'kind = "https"' apidns/zones/lab.example.toml; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Discovery: the pool follows the cluster's `default/kubernetes` EndpointSlice, which the API
-# servers serve from the cluster store; cluster-ctl writes it as the lease reconcilers of real
-# API servers do when one joins or leaves.
+# Discovery and transfers: apidns1's pool follows the cluster's `default/kubernetes`
+# EndpointSlice, which the API servers serve from the cluster store (cluster-ctl writes it as the
+# lease reconcilers of real API servers do when one joins or leaves). apidns2 is apidns1's
+# secondary: its members are apidns1's, discovered ones included, by IXFR on apidns1's NOTIFY,
+# and it probes them itself.
 
 status_of() { docker exec "$(cid "$1")" apidns status --config "/lab/apidns/$1.toml" 2>&1 || true; }
 discover_line() { status_of "$1" | grep -m1 '^discover ' || true; }
+secondary_line() { status_of "$1" | grep -m1 '^secondary ' || true; }
 member_line() { status_of "$1" | awk -v member="$2:6443" '$1 == member' | tr -s ' '; }
 answers() { { in_client dig +short +time=1 +tries=1 "@$1" "$NAME" A 2>/dev/null || true; } | sort | paste -sd ' ' -; }
+serial() { { in_client dig +short +time=1 +tries=1 "@$1" lab.example SOA 2>/dev/null || true; } | awk '{ print $3 }'; }
+serials() { echo "serial apidns1 $(serial "$NS1"), apidns2 $(serial "$NS2")"; }
 has() { [[ " $1 " == *" $2 "* ]]; }
 
-# 9. api3 is in no apidns file: both instances have it from the slice (and it is up again after
-# check 8, so that the next checks start from three members up).
-log "9. discovery: api3 ($API3) is not in the zone file's members; the slice proposes it"
-discovered_up() { [[ $(member_line "$1" "$API3") == *"up, answered"*discovered* ]]; }
+# 9. api3 is in no apidns file: apidns1 has it from the slice, apidns2 from apidns1 (and it is up
+# again after check 8, so that the next checks start from three members up).
+log "9. api3 ($API3) is in no apidns file: apidns1 discovers it from the slice, apidns2 takes it from apidns1 by transfer"
+member_from() { [[ $(member_line "$1" "$API3") == *"up, answered"*"$2"* ]]; }
 for ((i = 0; i < BOUND * 4; i++)); do
-    discovered_up apidns1 && discovered_up apidns2 && break
+    member_from apidns1 discovered && member_from apidns2 transferred && break
     sleep 0.25
 done
-for ns in apidns1 apidns2; do
-    log "  $ns: $(discover_line "$ns")"
-    log "  $ns: $(member_line "$ns" "$API3")"
-done
-if discovered_up apidns1 && discovered_up apidns2; then
-    pass "9. both apidns instances discovered api3 from the cluster (source discovered) and answer it"
+log "  apidns1: $(discover_line apidns1)"
+log "  apidns2: $(secondary_line apidns2)"
+for ns in apidns1 apidns2; do log "  $ns: $(member_line "$ns" "$API3")"; done
+if member_from apidns1 discovered && member_from apidns2 transferred; then
+    pass "9. apidns1 discovered api3 from the cluster (source discovered), apidns2 has it from apidns1's transfer (source transferred); both probe and answer it"
 else
-    fail "9. api3 is not an answered, discovered member of both apidns instances"
+    fail "9. api3 is not an answered member of apidns1 (discovered) and apidns2 (transferred)"
 fi
 
-# 10. A fourth API server starts, registers in the slice, and both instances answer it.
+# 10. A fourth API server starts, registers in the slice: apidns1 discovers it, apidns2 gets it
+# by NOTIFY and IXFR, and both answer it once their own probes pass.
 log "10. api4 ($API4) starts; once it serves, its address joins the slice"
 quietly dc up -d --no-deps api4
 IDS[api4]=$(dc ps -q api4)
@@ -661,18 +673,17 @@ for ((i = 0; i < BOUND * 4; i++)); do
     [[ -n $at1 && -n $at2 && -n $at_client ]] && break
     sleep 0.25
 done
-for ns in apidns1 apidns2; do
-    log "  $ns: $(discover_line "$ns")"
-    log "  $ns: $(member_line "$ns" "$API4")"
-done
+log "  apidns1: $(discover_line apidns1)"
+log "  apidns2: $(secondary_line apidns2)"
+for ns in apidns1 apidns2; do log "  $ns: $(member_line "$ns" "$API4")"; done
 if [[ -n $at1 && -n $at2 && -n $at_client ]]; then
-    pass "10. api4 joined: apidns1 answers it ${at1}s and apidns2 ${at2}s after the slice changed; the client resolves it after ${at_client}s"
+    pass "10. api4 joined: apidns1 (discovery) answers it ${at1}s and apidns2 (transfer) ${at2}s after the slice changed; the client resolves it after ${at_client}s"
 else
     fail "10. api4 joined: after $(elapsed "$t0")s apidns1 answers '$(answers "$NS1")', apidns2 '$(answers "$NS2")', the client '$(resolve)'"
 fi
 
 # 11. api4 leaves the slice (still up and healthy): it leaves both pools, probes and all.
-log "11. api4 leaves the slice; it still serves, so only the slice can take it out"
+log "11. api4 leaves the slice; it still serves, so only the slice (through apidns1) can take it out"
 t0=$EPOCHREALTIME
 log "  cluster-ctl set $API1 $API2 $API3: $(docker exec "$(cid cluster)" cluster-ctl set $API1 $API2 $API3 2>&1)"
 gone1='' gone2=''
@@ -682,20 +693,75 @@ for ((i = 0; i < BOUND * 4; i++)); do
     [[ -n $gone1 && -n $gone2 ]] && break
     sleep 0.25
 done
-log "  apidns1: $(answers "$NS1"); apidns2: $(answers "$NS2"); /readyz of api4: $(in_client curl -s --max-time 2 --cacert /lab/pki/ca.pem "https://$API4:6443/readyz")"
+log "  apidns1: $(answers "$NS1"); apidns2: $(answers "$NS2"); $(serials); /readyz of api4: $(in_client curl -s --max-time 2 --cacert /lab/pki/ca.pem "https://$API4:6443/readyz")"
 if [[ -n $gone1 && -n $gone2 ]] && same_set "$(answers "$NS1")" "$API1 $API2 $API3" &&
     same_set "$(answers "$NS2")" "$API1 $API2 $API3"; then
-    pass "11. api4 removed from the slice: it left apidns1's pool after ${gone1}s and apidns2's after ${gone2}s"
+    pass "11. api4 removed from the slice: it left apidns1's pool after ${gone1}s and apidns2's (by transfer) after ${gone2}s"
 else
     fail "11. api4 removed from the slice: after $(elapsed "$t0")s apidns1 answers '$(answers "$NS1")', apidns2 '$(answers "$NS2")'"
 fi
+
+# ---------------------------------------------------------------------------------------------
+# Dynamic updates with two instances: nsupdate (signed with the lab's update key) from the client
+# to either instance. apidns1 applies it; apidns2 forwards it to apidns1 unchanged and relays the
+# answer, and the change reaches apidns2 by NOTIFY and IXFR. The member is api4, which still
+# serves, so both instances probe it and answer it.
+
+# Sends "update add|delete $NAME A $API4" to the instance at $1; prints nsupdate's complaints.
+update_api4() {
+    local rr="$NAME. $TTL A $API4"
+    [[ $2 == delete ]] && rr="$NAME. A $API4"
+    printf 'server %s\nzone lab.example.\nupdate %s %s\nsend\n' "$1" "$2" "$rr" |
+        docker exec -i "$CLIENT" nsupdate -t 20 -y "$UPDATE_KEY" 2>&1
+}
+# Waits (up to BOUND s after $1) until api4 is in ($2 = in) or out of ($2 = out) the answers of
+# both instances; sets AT1 and AT2 to the seconds each took.
+wait_api4() {
+    local t0=$1 want=$2 i
+    AT1='' AT2=''
+    in_answers() { if [[ $want == in ]]; then has "$(answers "$1")" "$API4"; else ! has "$(answers "$1")" "$API4"; fi; }
+    for ((i = 0; i < BOUND * 4; i++)); do
+        [[ -z $AT1 ]] && in_answers "$NS1" && AT1=$(elapsed "$t0")
+        [[ -z $AT2 ]] && in_answers "$NS2" && AT2=$(elapsed "$t0")
+        [[ -n $AT1 && -n $AT2 ]] && return 0
+        sleep 0.25
+    done
+    return 1
+}
+# One update check: $1 the check's number, $2 the instance (apidns1|apidns2), $3 add|delete.
+update_check() {
+    local n=$1 ns=$2 op=$3 server want where how out t0
+    server=$NS1 how="applied by apidns1"
+    [[ $ns == apidns2 ]] && server=$NS2 how="forwarded by apidns2 to apidns1"
+    want=in where=in
+    [[ $op == delete ]] && want=out where="out of"
+    log "$n. nsupdate to $ns ($server): update $op $NAME A $API4"
+    t0=$EPOCHREALTIME
+    if ! out=$(update_api4 "$server" "$op"); then
+        fail "$n. nsupdate $op to $ns failed: $(tr '\n' ' ' <<<"$out")"
+        return
+    fi
+    log "  nsupdate: NOERROR after $(elapsed "$t0")s ($how)"
+    if wait_api4 "$t0" "$want"; then
+        log "  apidns1: $(answers "$NS1"); apidns2: $(answers "$NS2"); $(serials)"
+        for s in apidns1 apidns2; do log "  $s: $(member_line "$s" "$API4")"; done
+        pass "$n. update $op to $ns ($how): api4 is $where apidns1's answer after ${AT1}s and $where apidns2's after ${AT2}s"
+    else
+        fail "$n. update $op to $ns: after $(elapsed "$t0")s apidns1 answers '$(answers "$NS1")', apidns2 '$(answers "$NS2")'; $(serials)"
+    fi
+}
+update_check 12 apidns1 add
+update_check 13 apidns2 delete
+update_check 14 apidns2 add
+update_check 15 apidns1 delete
 quietly dc rm -fs api4
 
-# 12. None of it touched a file that apidns reads.
+# 16. None of it touched a file that apidns reads (updates live in apidns1's journal, the copy in
+# apidns2's state_dir, both inside the containers).
 if [[ $(apidns_files) == "$FILES_BEFORE" ]]; then
-    pass "12. no apidns file changed: $(wc -l <<<"$FILES_BEFORE") files (main files, zone file, kubeconfigs, CA) have the sha256 they had at the start"
+    pass "16. no apidns file changed: $(wc -l <<<"$FILES_BEFORE") files (main files, zone files, kubeconfig, CA) have the sha256 they had at the start"
 else
-    fail "12. apidns files changed: $(diff <(echo "$FILES_BEFORE") <(apidns_files) | paste -sd ' ' -)"
+    fail "16. apidns files changed: $(diff <(echo "$FILES_BEFORE") <(apidns_files) | paste -sd ' ' -)"
 fi
 
 echo "$PASSED passed, $FAILED failed"
