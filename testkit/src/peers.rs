@@ -307,6 +307,8 @@ pub struct PrimaryZone {
     pub zone_file: String,
     /// The key that transfers and updates (nsupdate) must be signed with.
     pub key: PeerKey,
+    /// Secondaries the primary sends a NOTIFY to (signed with `key`) when the zone changes.
+    pub notify: Vec<SocketAddr>,
 }
 
 /// A primary server (Knot) on 127.0.0.1 serving one zone from a file, transfers (AXFR, and
@@ -407,7 +409,36 @@ impl Drop for Primary {
 /// file is read once and never rewritten, updates go to the journal, which keeps the changes
 /// IXFR answers from.
 pub fn knot_primary_config(zone: &PrimaryZone, port: u16, root: &str) -> String {
-    let PrimaryZone { origin, key, .. } = zone;
+    let PrimaryZone {
+        origin,
+        key,
+        notify,
+        ..
+    } = zone;
+    // Each secondary to notify is a remote, signed with the zone's key.
+    let (remotes, notify_line) = if notify.is_empty() {
+        (String::new(), String::new())
+    } else {
+        let remotes: String = notify
+            .iter()
+            .enumerate()
+            .map(|(index, address)| {
+                format!(
+                    "  - id: secondary{index}\n    address: {}@{}\n    key: {}\n",
+                    address.ip(),
+                    address.port(),
+                    key.name
+                )
+            })
+            .collect();
+        let ids: Vec<String> = (0..notify.len())
+            .map(|index| format!("secondary{index}"))
+            .collect();
+        (
+            format!("remote:\n{remotes}"),
+            format!("    notify: [{}]\n", ids.join(", ")),
+        )
+    };
     format!(
         "server:
     listen: 127.0.0.1@{port}
@@ -424,7 +455,7 @@ key:
   - id: {name}
     algorithm: {algorithm}
     secret: {secret}
-acl:
+{remotes}acl:
   - id: transfer_and_update_with_key
     key: {name}
     action: [transfer, update]
@@ -434,7 +465,7 @@ zone:
     acl: [transfer_and_update_with_key]
     zonefile-sync: -1
     journal-content: changes
-",
+{notify_line}",
         name = key.name,
         algorithm = key.algorithm,
         secret = key.secret,

@@ -112,6 +112,7 @@ fn start_primary(start: impl FnOnce(&PrimaryZone, u16) -> Primary) -> Primary {
         origin: ORIGIN.to_string(),
         zone_file: PRIMARY_ZONE.to_string(),
         key: peer_key("xfr-key"),
+        notify: Vec::new(),
     };
     let primary = start(&zone, free_port());
     let answering = wait_until(START_LIMIT, || {
