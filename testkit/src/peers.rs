@@ -1,6 +1,8 @@
 //! Real DNS servers as apidns's peers: Debian's Knot (`knotd`) and BIND (`named`) started as
-//! secondaries of an apidns zone on loopback high ports, with their configuration in a scratch
-//! directory, and `dig` to transfer a zone from any of them. Each is stopped on drop.
+//! secondaries of an apidns zone ([`Secondary`]) or as primaries that an apidns secondary
+//! transfers from ([`Primary`]), on loopback high ports, with their configuration in a scratch
+//! directory; `dig` to transfer a zone from any of them and `nsupdate` to change one. Each is
+//! stopped on drop.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,8 +49,9 @@ pub fn system_program(name: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// A secondary server (Knot or BIND) on 127.0.0.1, killed on drop.
-pub struct Secondary {
+/// A peer server process (Knot or BIND) on 127.0.0.1, its files in a scratch directory, killed
+/// on drop: what a [`Secondary`] and a [`Primary`] are.
+pub struct PeerProcess {
     /// `knotd` or `named`.
     pub kind: &'static str,
     pub address: SocketAddr,
@@ -60,40 +63,9 @@ pub struct Secondary {
     pub config: PathBuf,
 }
 
-impl Secondary {
-    /// A port for a secondary that starts later (its address goes in apidns's `notify` list).
-    pub fn reserve_port() -> u16 {
-        free_port()
-    }
-
-    /// `knotd` as a secondary of `of` on `port`: it takes NOTIFY and gives transfers only when
-    /// signed with the key.
-    pub fn knot(of: &SecondaryOf, port: u16) -> Self {
-        let program = system_program("knotd").expect("knotd: apt-get install knot");
-        let dir = TempDir::new("knot-secondary");
-        let root = dir.path().display().to_string();
-        let config = dir.write("knot.conf", &knot_config(of, port, &root));
-        Self::spawn("knotd", program, &["-c"], config, dir, port)
-    }
-
-    /// `named` as a secondary of `of` on `port`: it takes NOTIFY from the primary's address and
-    /// gives transfers only when signed with the key.
-    pub fn bind(of: &SecondaryOf, port: u16) -> Self {
-        let program = system_program("named").expect("named: apt-get install bind9");
-        let dir = TempDir::new("bind-secondary");
-        let root = dir.path().display().to_string();
-        let config = dir.write("named.conf", &bind_config(of, port, &root));
-        // -g: foreground, log to stderr; -n 1: one worker thread on a shared machine.
-        Self::spawn(
-            "named",
-            program,
-            &["-g", "-n", "1", "-c"],
-            config,
-            dir,
-            port,
-        )
-    }
-
+impl PeerProcess {
+    /// Runs `program` with `args` and then `config`, on `port` as the configuration says, its
+    /// output in `<dir>/<kind>.log`.
     fn spawn(
         kind: &'static str,
         program: PathBuf,
@@ -128,10 +100,63 @@ impl Secondary {
     }
 }
 
-impl Drop for Secondary {
+impl Drop for PeerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A secondary server (Knot or BIND) of an apidns zone.
+pub struct Secondary(PeerProcess);
+
+impl std::ops::Deref for Secondary {
+    type Target = PeerProcess;
+
+    fn deref(&self) -> &PeerProcess {
+        &self.0
+    }
+}
+
+impl Secondary {
+    /// A port for a secondary that starts later (its address goes in apidns's `notify` list).
+    pub fn reserve_port() -> u16 {
+        free_port()
+    }
+
+    /// `knotd` as a secondary of `of` on `port`: it takes NOTIFY and gives transfers only when
+    /// signed with the key.
+    pub fn knot(of: &SecondaryOf, port: u16) -> Self {
+        let program = system_program("knotd").expect("knotd: apt-get install knot");
+        let dir = TempDir::new("knot-secondary");
+        let root = dir.path().display().to_string();
+        let config = dir.write("knot.conf", &knot_config(of, port, &root));
+        Self(PeerProcess::spawn(
+            "knotd",
+            program,
+            &["-c"],
+            config,
+            dir,
+            port,
+        ))
+    }
+
+    /// `named` as a secondary of `of` on `port`: it takes NOTIFY from the primary's address and
+    /// gives transfers only when signed with the key.
+    pub fn bind(of: &SecondaryOf, port: u16) -> Self {
+        let program = system_program("named").expect("named: apt-get install bind9");
+        let dir = TempDir::new("bind-secondary");
+        let root = dir.path().display().to_string();
+        let config = dir.write("named.conf", &bind_config(of, port, &root));
+        // -g: foreground, log to stderr; -n 1: one worker thread on a shared machine.
+        Self(PeerProcess::spawn(
+            "named",
+            program,
+            &["-g", "-n", "1", "-c"],
+            config,
+            dir,
+            port,
+        ))
     }
 }
 
@@ -314,13 +339,14 @@ pub struct PrimaryZone {
 /// A primary server (Knot) on 127.0.0.1 serving one zone from a file, transfers (AXFR, and
 /// IXFR from its journal of updates) and updates allowed only when signed with the zone's
 /// key; killed on drop.
-pub struct Primary {
-    pub kind: &'static str,
-    pub address: SocketAddr,
-    child: Child,
-    pub dir: TempDir,
-    pub log: PathBuf,
-    pub config: PathBuf,
+pub struct Primary(PeerProcess);
+
+impl std::ops::Deref for Primary {
+    type Target = PeerProcess;
+
+    fn deref(&self) -> &PeerProcess {
+        &self.0
+    }
 }
 
 impl Primary {
@@ -332,7 +358,14 @@ impl Primary {
         let root = dir.path().display().to_string();
         dir.write("primary.zone", &zone.zone_file);
         let config = dir.write("knot.conf", &knot_primary_config(zone, port, &root));
-        Self::spawn("knotd", program, &["-c"], config, dir, port)
+        Self(PeerProcess::spawn(
+            "knotd",
+            program,
+            &["-c"],
+            config,
+            dir,
+            port,
+        ))
     }
 
     /// `named` as the primary of `zone` on `port`, likewise: updates go to its journal, which
@@ -354,54 +387,14 @@ impl Primary {
             &bind_primary_config(zone, port, &root, zone_options),
         );
         // -g: foreground, log to stderr; -n 1: one worker thread on a shared machine.
-        Self::spawn(
+        Self(PeerProcess::spawn(
             "named",
             program,
             &["-g", "-n", "1", "-c"],
             config,
             dir,
             port,
-        )
-    }
-
-    fn spawn(
-        kind: &'static str,
-        program: PathBuf,
-        args: &[&str],
-        config: PathBuf,
-        dir: TempDir,
-        port: u16,
-    ) -> Self {
-        let log = dir.path().join(format!("{kind}.log"));
-        let log_file = std::fs::File::create(&log).expect("create the primary's log");
-        let child = Command::new(program)
-            .args(args)
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|error| panic!("start {kind}: {error}"));
-        Self {
-            kind,
-            address: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
-            dir,
-            log,
-            config,
-        }
-    }
-
-    /// Its log so far, for a failure message.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Primary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        ))
     }
 }
 
