@@ -482,22 +482,7 @@ fn a_kill_during_a_transfer_restarts_on_the_last_complete_copy() {
     let _member = Backend::start_at(loopback(21, port));
     let state = TempDir::new("secondary");
     // The last complete copy, serial 1, as a finished transfer leaves it.
-    let copy = format!(
-        "$ORIGIN .\n{}\n{}\n{}\n",
-        soa_record(1),
-        Record::from_rdata(
-            Name::from_ascii(ORIGIN).unwrap(),
-            300,
-            RData::NS(NS(Name::from_ascii("ns1.k8s.example.com.").unwrap()))
-        ),
-        Record::from_rdata(
-            Name::from_ascii(API).unwrap(),
-            5,
-            RData::A(A([127, 0, 0, 21].into()))
-        ),
-    );
-    std::fs::create_dir_all(state.path().join("secondary")).expect("the copies' directory");
-    state.write("secondary/k8s.example.com.zone", &copy);
+    let copy = keep_copy(&state, &soa_record(1), [127, 0, 0, 21]);
     let (started_tx, started) = mpsc::channel();
     let primary = stalling_primary(2, started_tx);
     let listen = loopback(1, free_port());
