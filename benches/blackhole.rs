@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use testkit::backend::Backend;
 use testkit::https::{ApiServer, Authority};
 use testkit::netns::Namespace;
+use testkit::timings::summary;
 use testkit::*;
 
 struct Mode {
@@ -180,17 +181,4 @@ fn wait(server: &TestServer, since: Instant, done: impl Fn(&[String]) -> bool) -
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn summary(samples: &[Duration]) -> String {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    format!(
-        "median {:.0}ms, max {:.0}ms, min {:.0}ms (n={})",
-        ms(sorted[sorted.len() / 2]),
-        ms(sorted[sorted.len() - 1]),
-        ms(sorted[0]),
-        sorted.len()
-    )
 }

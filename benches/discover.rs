@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use testkit::kube_api::{ApiServer, Auth, KubeCluster};
+use testkit::timings::summary;
 use testkit::*;
 
 /// The bootstrap members (in the files) and the third, discovered from the start.
@@ -214,22 +215,6 @@ fn unix(value: &serde_json::Value) -> Option<SystemTime> {
         .as_f64()
         .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
         .map(|since_epoch| SystemTime::UNIX_EPOCH + since_epoch)
-}
-
-fn summary(samples: &[Duration]) -> String {
-    if samples.is_empty() {
-        return "no trials".to_string();
-    }
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    format!(
-        "median {:.0}ms, max {:.0}ms, min {:.0}ms (n={})",
-        ms(sorted[sorted.len() / 2]),
-        ms(sorted[sorted.len() - 1]),
-        ms(sorted[0]),
-        sorted.len()
-    )
 }
 
 fn rand_unit() -> f64 {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use testkit::backend::Backend;
 use testkit::https::{ApiServer, Authority, Identity, server_tls_h2};
+use testkit::timings::{median, summary};
 use testkit::*;
 
 /// Members that take turns failing; one more member never fails and counts what it receives.
@@ -377,22 +378,6 @@ fn wait(server: &TestServer, since: Instant, done: impl Fn(&[String]) -> bool) -
     }
 }
 
-fn summary(samples: &[Duration]) -> String {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let median = sorted[sorted.len() / 2];
-    let max = sorted[sorted.len() - 1];
-    let min = sorted[0];
-    format!(
-        "median {:.0}ms, max {:.0}ms, min {:.0}ms (n={})",
-        ms(median),
-        ms(max),
-        ms(min),
-        sorted.len()
-    )
-}
-
 fn rand_unit() -> f64 {
     rand::random_range(0.0..1.0)
 }
@@ -571,16 +556,10 @@ fn phased(trials: usize) {
         }
         println!(
             "  held / periodic: median ×{:.2}, max ×{:.2}",
-            ms(median(&down[0])) / ms(median(&down[1])),
+            ms(median(&down[0]).unwrap_or_default()) / ms(median(&down[1]).unwrap_or_default()),
             ms(maximum(&down[0])) / ms(maximum(&down[1]))
         );
     }
-}
-
-fn median(samples: &[Duration]) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[sorted.len() / 2]
 }
 
 fn maximum(samples: &[Duration]) -> Duration {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use testkit::backend::Backend;
 use testkit::peers::{PeerKey, nsupdate};
+use testkit::timings::summary;
 use testkit::*;
 
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0MTIzNDU=";
@@ -132,20 +133,4 @@ fn main() {
         "nsupdate started -> secondary answers the new member (the primary's own probe of it included)"
     );
     println!("  {}", summary(&whole));
-}
-
-fn summary(samples: &[Duration]) -> String {
-    if samples.is_empty() {
-        return "no trials".to_string();
-    }
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    format!(
-        "median {:.0}ms, max {:.0}ms, min {:.0}ms (n={})",
-        ms(sorted[sorted.len() / 2]),
-        ms(sorted[sorted.len() - 1]),
-        ms(sorted[0]),
-        sorted.len()
-    )
 }

@@ -27,6 +27,8 @@ pub mod peers;
 #[cfg(feature = "servers")]
 pub mod server;
 #[cfg(feature = "servers")]
+pub mod timings;
+#[cfg(feature = "servers")]
 pub mod wait;
 
 #[cfg(feature = "servers")]
