@@ -56,6 +56,15 @@ ENGINE_PID=
 BACKGROUND=()
 export COMPOSE_PROJECT_NAME=apidns-lab
 
+# One lab per machine: its containers have fixed names and addresses on one bridge, so a second
+# run (from another clone, say) would tear down or collide with the first. It waits for none.
+LOCK=${APIDNS_LAB_LOCK:-/tmp/apidns-lab.lock}
+exec 9>>"$LOCK"
+if ! flock -n 9; then
+    echo "lab/test.sh: another lab run holds $LOCK (one lab per machine: fixed names and addresses); wait for it to end" >&2
+    exit 1
+fi
+
 log() { printf '[%6.1fs] %s\n' "$(elapsed "$START")" "$*"; }
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 pass() { PASSED=$((PASSED + 1)); log "PASS: $*"; }
@@ -106,7 +115,7 @@ start_engine() {
     mkdir -p "$DATA_ROOT"
     # Its own session, so that ^C reaches this script (which then tears down) and not the engine.
     setsid dockerd --data-root "$DATA_ROOT" --iptables=false --ip-forward=false --bridge=none \
-        >"$STATE/dockerd.log" 2>&1 </dev/null &
+        >"$STATE/dockerd.log" 2>&1 </dev/null 9>&- &
     ENGINE_PID=$!
     echo "$ENGINE_PID" >"$STATE/dockerd.pid"
     local i
