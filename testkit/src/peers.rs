@@ -63,21 +63,52 @@ pub struct PeerProcess {
     pub config: PathBuf,
 }
 
+/// Which peer server a [`PeerProcess`] runs.
+struct Daemon {
+    program: &'static str,
+    /// The Debian package that has it.
+    package: &'static str,
+    /// The arguments before the configuration file's path.
+    args: &'static [&'static str],
+    config_name: &'static str,
+}
+
+const KNOT: Daemon = Daemon {
+    program: "knotd",
+    package: "knot",
+    args: &["-c"],
+    config_name: "knot.conf",
+};
+
+const BIND: Daemon = Daemon {
+    program: "named",
+    package: "bind9",
+    // -g: foreground, log to stderr; -n 1: one worker thread on a shared machine.
+    args: &["-g", "-n", "1", "-c"],
+    config_name: "named.conf",
+};
+
 impl PeerProcess {
-    /// Runs `program` with `args` and then `config`, on `port` as the configuration says, its
-    /// output in `<dir>/<kind>.log`.
-    fn spawn(
-        kind: &'static str,
-        program: PathBuf,
-        args: &[&str],
-        config: PathBuf,
-        dir: TempDir,
+    /// Runs `daemon` on `port` in a new scratch directory named after `tag`, with the
+    /// configuration that `configure` writes there (it gets the directory and its path, and may
+    /// write the zone file beside), its output in `<dir>/<program>.log`.
+    fn start(
+        daemon: &Daemon,
+        tag: &str,
         port: u16,
+        configure: impl FnOnce(&TempDir, &str) -> String,
     ) -> Self {
+        let kind = daemon.program;
+        let program = system_program(kind)
+            .unwrap_or_else(|| panic!("{kind}: apt-get install {}", daemon.package));
+        let dir = TempDir::new(tag);
+        let root = dir.path().display().to_string();
+        let text = configure(&dir, &root);
+        let config = dir.write(daemon.config_name, &text);
         let log = dir.path().join(format!("{kind}.log"));
         let log_file = std::fs::File::create(&log).expect("create the peer's log");
         let child = Command::new(program)
-            .args(args)
+            .args(daemon.args)
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
@@ -127,35 +158,22 @@ impl Secondary {
     /// `knotd` as a secondary of `of` on `port`: it takes NOTIFY and gives transfers only when
     /// signed with the key.
     pub fn knot(of: &SecondaryOf, port: u16) -> Self {
-        let program = system_program("knotd").expect("knotd: apt-get install knot");
-        let dir = TempDir::new("knot-secondary");
-        let root = dir.path().display().to_string();
-        let config = dir.write("knot.conf", &knot_config(of, port, &root));
-        Self(PeerProcess::spawn(
-            "knotd",
-            program,
-            &["-c"],
-            config,
-            dir,
+        Self(PeerProcess::start(
+            &KNOT,
+            "knot-secondary",
             port,
+            |_, root| knot_config(of, port, root),
         ))
     }
 
     /// `named` as a secondary of `of` on `port`: it takes NOTIFY from the primary's address and
     /// gives transfers only when signed with the key.
     pub fn bind(of: &SecondaryOf, port: u16) -> Self {
-        let program = system_program("named").expect("named: apt-get install bind9");
-        let dir = TempDir::new("bind-secondary");
-        let root = dir.path().display().to_string();
-        let config = dir.write("named.conf", &bind_config(of, port, &root));
-        // -g: foreground, log to stderr; -n 1: one worker thread on a shared machine.
-        Self(PeerProcess::spawn(
-            "named",
-            program,
-            &["-g", "-n", "1", "-c"],
-            config,
-            dir,
+        Self(PeerProcess::start(
+            &BIND,
+            "bind-secondary",
             port,
+            |_, root| bind_config(of, port, root),
         ))
     }
 }
@@ -353,18 +371,14 @@ impl Primary {
     /// `knotd` as the primary of `zone` on `port`. It is started, not yet answering: wait for
     /// [`soa_serial`] to answer before using it.
     pub fn knot(zone: &PrimaryZone, port: u16) -> Self {
-        let program = system_program("knotd").expect("knotd: apt-get install knot");
-        let dir = TempDir::new("knot-primary");
-        let root = dir.path().display().to_string();
-        dir.write("primary.zone", &zone.zone_file);
-        let config = dir.write("knot.conf", &knot_primary_config(zone, port, &root));
-        Self(PeerProcess::spawn(
-            "knotd",
-            program,
-            &["-c"],
-            config,
-            dir,
+        Self(PeerProcess::start(
+            &KNOT,
+            "knot-primary",
             port,
+            |dir, root| {
+                dir.write("primary.zone", &zone.zone_file);
+                knot_primary_config(zone, port, root)
+            },
         ))
     }
 
@@ -378,22 +392,14 @@ impl Primary {
     /// `max-ixfr-ratio 100%;` answers an IXFR whose difference is larger than the zone with the
     /// whole zone (AXFR-style, as RFC 1995 section 4 allows): a small zone always is.
     pub fn bind_with(zone: &PrimaryZone, port: u16, zone_options: &str) -> Self {
-        let program = system_program("named").expect("named: apt-get install bind9");
-        let dir = TempDir::new("bind-primary");
-        let root = dir.path().display().to_string();
-        dir.write("primary.db", &zone.zone_file);
-        let config = dir.write(
-            "named.conf",
-            &bind_primary_config(zone, port, &root, zone_options),
-        );
-        // -g: foreground, log to stderr; -n 1: one worker thread on a shared machine.
-        Self(PeerProcess::spawn(
-            "named",
-            program,
-            &["-g", "-n", "1", "-c"],
-            config,
-            dir,
+        Self(PeerProcess::start(
+            &BIND,
+            "bind-primary",
             port,
+            |dir, root| {
+                dir.write("primary.db", &zone.zone_file);
+                bind_primary_config(zone, port, root, zone_options)
+            },
         ))
     }
 }
