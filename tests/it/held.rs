@@ -121,13 +121,11 @@ fn idle_closing_server_never_flaps() {
     );
 }
 
-/// A server that accepts and closes every connection at once (a load balancer's health port):
-/// nothing can be held, and with the default settings (held TCP, interval 1 s, fast 200 ms,
-/// fall 2) its death is still noticed by the fresh probes, as `hold = false` would notice it.
-#[test]
-fn an_accept_and_close_member_is_taken_out_with_default_settings() {
-    let a = Backend::start("127.0.63.1");
-    let closing = Backend::start_accept_and_close("127.0.63.2");
+/// apidns with the default probe settings over a plain member at `<net>.1` and one that
+/// accepts and closes every connection at `<net>.2`, once both are answered.
+fn with_an_accept_and_close_member(net: &str) -> (Backend, Backend, TestServer) {
+    let a = Backend::start(&format!("{net}.1"));
+    let closing = Backend::start_accept_and_close(&format!("{net}.2"));
     let server = start(&[a.member(), closing.member()], "");
     let both = sorted(vec![a.ip(), closing.ip()]);
     assert!(
@@ -136,6 +134,15 @@ fn an_accept_and_close_member_is_taken_out_with_default_settings() {
         .is_some(),
         "the accept-and-close member is up"
     );
+    (a, closing, server)
+}
+
+/// A server that accepts and closes every connection at once (a load balancer's health port):
+/// nothing can be held, and with the default settings (held TCP, interval 1 s, fast 200 ms,
+/// fall 2) its death is still noticed by the fresh probes, as `hold = false` would notice it.
+#[test]
+fn an_accept_and_close_member_is_taken_out_with_default_settings() {
+    let (a, closing, server) = with_an_accept_and_close_member("127.0.63");
     // Several rounds of holding, losing and re-holding have run before the kill.
     assert!(
         wait_until(Duration::from_secs(10), || closing.accepted() >= 4).is_some(),
@@ -171,16 +178,7 @@ fn an_accept_and_close_member_killed_right_after_a_probe_is_out_as_periodic_prob
     let fast_interval = Duration::from_millis(200);
     let timeout = Duration::from_millis(500);
     let bound = (interval + fast_interval).mul_f64(1.1) + timeout;
-    let a = Backend::start("127.0.67.1");
-    let closing = Backend::start_accept_and_close("127.0.67.2");
-    let server = start(&[a.member(), closing.member()], "");
-    let both = sorted(vec![a.ip(), closing.ip()]);
-    assert!(
-        wait_until(Duration::from_secs(10), || a_sorted(server.addr(), API)
-            == both)
-        .is_some(),
-        "the accept-and-close member is up"
-    );
+    let (a, closing, server) = with_an_accept_and_close_member("127.0.67");
     // The event: the member accepted a probe; the next one is now furthest away.
     let seen = closing.accepted();
     assert!(
